@@ -1,0 +1,30 @@
+import { Catch, Inject, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { IdempotencyError } from './errors/idempotency.error.js';
+import { RESOLVED_OPTIONS } from './idempotency.constants.js';
+import type { ResolvedModuleOptions } from './idempotency.options.js';
+
+/** Sends the library's refusals in the configured format, with their headers (R17). */
+@Catch(IdempotencyError)
+export class IdempotencyErrorFilter implements ExceptionFilter<IdempotencyError> {
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedModuleOptions,
+  ) {}
+
+  catch(error: IdempotencyError, host: ArgumentsHost): void {
+    if (host.getType() !== 'http') throw error;
+    const adapter = this.adapterHost.httpAdapter;
+    const response = host.switchToHttp().getResponse<unknown>();
+    const status = error.getStatus();
+    const formatted = this.options.errorFormatter({ code: error.code, message: messageOf(error), status });
+    for (const [name, value] of Object.entries(error.headers)) adapter.setHeader(response, name, value);
+    adapter.setHeader(response, 'Content-Type', formatted.contentType);
+    adapter.reply(response, JSON.stringify(formatted.body), status);
+  }
+}
+
+function messageOf(error: IdempotencyError): string {
+  const body = error.getResponse() as { error?: { message?: string } };
+  return body.error?.message ?? error.message;
+}

@@ -1,0 +1,42 @@
+import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { IdempotencyKeyMissingError } from './errors/idempotency-key-missing.error.js';
+import { InvalidIdempotencyKeyError } from './errors/invalid-idempotency-key.error.js';
+import { headerValues, httpExchangeOf } from './http/http-exchange.js';
+import { IdempotentRoutes } from './idempotent-routes.js';
+import { RESOLVED_OPTIONS } from './idempotency.constants.js';
+import type { ResolvedModuleOptions } from './idempotency.options.js';
+import { parseIdempotencyKey, type IdempotencyKeyFormat } from './key/idempotency-key.parser.js';
+import { rememberRequestKey } from './key/request-key.js';
+
+/** Checks the `Idempotency-Key` header of idempotent routes: presence where required, format (R1-R4). */
+@Injectable()
+export class IdempotencyKeyGuard implements CanActivate {
+  constructor(
+    private readonly routes: IdempotentRoutes,
+    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedModuleOptions,
+  ) {}
+
+  canActivate(context: ExecutionContext): boolean {
+    if (context.getType() !== 'http') return true;
+    const exchange = httpExchangeOf(context);
+    const route = this.routes.optionsFor(context, exchange.fingerprintInput.method);
+    if (!route) return true;
+    const { headerName } = this.options;
+    const parsed = parseIdempotencyKey(headerValues(exchange.incoming, headerName), route.keyFormat);
+    if (parsed.ok) {
+      rememberRequestKey(exchange.incoming, parsed.key);
+      return true;
+    }
+    if (parsed.failure === 'missing') {
+      if (route.required) throw new IdempotencyKeyMissingError(headerName);
+      return true;
+    }
+    throw new InvalidIdempotencyKeyError(headerName, describeFormat(route.keyFormat));
+  }
+}
+
+function describeFormat(format: IdempotencyKeyFormat): string {
+  if (format === 'uuid') return 'UUID (hyphenated, 32 hex digits, {braced} or urn:uuid:)';
+  if (format === 'token') return 'token of 1 to 255 printable ASCII characters';
+  return 'key in the format this endpoint accepts';
+}

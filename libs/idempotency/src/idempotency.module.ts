@@ -1,0 +1,49 @@
+import { Module, type Provider } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
+import { DataSource } from 'typeorm';
+import { IdempotencyErrorFilter } from './idempotency-error.filter.js';
+import { IdempotencyKeyGuard } from './idempotency-key.guard.js';
+import { IdempotencyInterceptor } from './idempotency.interceptor.js';
+import { ConfigurableIdempotencyModule, IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition.js';
+import { RESOLVED_OPTIONS } from './idempotency.constants.js';
+import { resolveModuleOptions, type IdempotencyModuleOptions, type ResolvedModuleOptions } from './idempotency.options.js';
+import { IdempotencyService } from './idempotency.service.js';
+import { IdempotentRoutes } from './idempotent-routes.js';
+import { IDEMPOTENCY_STORE, type IdempotencyStore } from './store/idempotency-store.js';
+import { TypeOrmIdempotencyStore } from './store/typeorm-idempotency.store.js';
+
+const providers: Provider[] = [
+  {
+    provide: RESOLVED_OPTIONS,
+    inject: [IDEMPOTENCY_MODULE_OPTIONS],
+    useFactory: (options: IdempotencyModuleOptions) => resolveModuleOptions(options),
+  },
+  {
+    provide: IDEMPOTENCY_STORE,
+    inject: [RESOLVED_OPTIONS, { token: DataSource, optional: true }],
+    useFactory: (options: ResolvedModuleOptions, injected?: DataSource): IdempotencyStore => {
+      if (options.store) return options.store;
+      const dataSource = options.dataSource ?? injected;
+      if (!dataSource) {
+        throw new Error(
+          'nestjs-idempotency: no store. Import TypeOrmModule.forRoot(...) so that its DataSource can be used, ' +
+            'or pass "dataSource" (or your own "store") to IdempotencyModule.forRoot().',
+        );
+      }
+      return new TypeOrmIdempotencyStore(dataSource);
+    },
+  },
+  IdempotentRoutes,
+  IdempotencyService,
+  // Global enhancers that act only on idempotent routes: a route needs nothing but @Idempotent().
+  { provide: APP_GUARD, useClass: IdempotencyKeyGuard },
+  { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
+  { provide: APP_FILTER, useClass: IdempotencyErrorFilter },
+];
+
+/**
+ * Idempotency-Key support for the whole application: `IdempotencyModule.forRoot({...})` or
+ * `forRootAsync({ useFactory, inject, imports })`, then `@Idempotent()` on controller methods.
+ */
+@Module({ providers, exports: [IdempotencyService, IDEMPOTENCY_STORE] })
+export class IdempotencyModule extends ConfigurableIdempotencyModule {}

@@ -1,0 +1,35 @@
+export { IdempotencyModule } from './idempotency.module.js';
+export { Idempotent } from './idempotent.decorator.js';
+export { IdempotencyService, type PurgeResult } from './idempotency.service.js';
+export type { IdempotencyModuleOptions, IdempotencyRouteOptions } from './idempotency.options.js';
+export type { IdempotencyKeyFormat } from './key/idempotency-key.parser.js';
+export type { FingerprintInput } from './http/http-exchange.js';
+export { fingerprintRequest, type FingerprintFunction } from './fingerprint/request-fingerprint.js';
+export { defaultAccountResolver, type AccountResolver } from './account/account-resolver.js';
+export { defaultStoreResponse, type StoreResponsePredicate } from './response/stored-status-policy.js';
+export { REPLAYED_HEADER } from './response/response-replay.js';
+export {
+  defaultErrorFormatter,
+  problemJsonErrorFormatter,
+  type FormattedIdempotencyError,
+  type IdempotencyErrorDetails,
+  type IdempotencyErrorFormatter,
+} from './errors/error-formatter.js';
+export { IdempotencyError, type IdempotencyErrorCode } from './errors/idempotency.error.js';
+export { IdempotencyKeyMissingError } from './errors/idempotency-key-missing.error.js';
+export { InvalidIdempotencyKeyError } from './errors/invalid-idempotency-key.error.js';
+export { IdempotencyKeyReuseError } from './errors/idempotency-key-reuse.error.js';
+export { IdempotencyConflictError } from './errors/idempotency-conflict.error.js';
+export { IdempotencyUnavailableError } from './errors/idempotency-unavailable.error.js';
+export {
+  IDEMPOTENCY_STORE,
+  type Claim,
+  type ClaimOutcome,
+  type ClaimRequest,
+  type FoundRecord,
+  type IdempotencyStore,
+  type StoredResponse,
+} from './store/idempotency-store.js';
+export { TypeOrmIdempotencyStore } from './store/typeorm-idempotency.store.js';
+export { IdempotencyRecord } from './store/idempotency-record.entity.js';
+export { CreateIdempotencyRecords1764064800000 } from './store/migrations/1764064800000-create-idempotency-records.js';

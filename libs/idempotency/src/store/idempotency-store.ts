@@ -1,0 +1,69 @@
+/** A response as it was sent: what a replay writes back byte for byte. */
+export interface StoredResponse {
+  readonly status: number;
+  /** Allow-listed headers only, lower-case names (R15). */
+  readonly headers: Readonly<Record<string, string | string[]>>;
+  readonly body: Buffer;
+}
+
+/** Everything needed to claim one (account, key) for one request. */
+export interface ClaimRequest {
+  readonly account: string;
+  readonly key: string;
+  readonly fingerprint: string;
+  /** How long a completed record lives without being used (R12). */
+  readonly ttlMs: number;
+  /** How long the claim holds if its owner stops renewing it (R20). */
+  readonly leaseMs: number;
+  /** A label for the route, kept for operators reading the table. */
+  readonly route: string;
+}
+
+/** Proof of ownership of a claimed key: every later write is conditional on `ownerToken` (fencing). */
+export interface Claim {
+  readonly account: string;
+  readonly key: string;
+  readonly ownerToken: string;
+}
+
+/** A record someone else holds: still running, or finished with a stored response. */
+export type FoundRecord =
+  | { readonly status: 'in_flight'; readonly fingerprint: string; readonly leaseRemainingMs: number }
+  | { readonly status: 'completed'; readonly fingerprint: string; readonly response: StoredResponse };
+
+/** What a claim found; `claimed` means this caller, and only this caller, now runs the handler. */
+export type ClaimOutcome = { readonly status: 'claimed'; readonly claim: Claim } | FoundRecord;
+
+/**
+ * Where idempotency records live. The rules each method must keep are the library's guarantees,
+ * so every implementation keeps them against any number of concurrent callers in any number of
+ * processes:
+ *
+ * - `claim` is one atomic step. Of many concurrent callers for a free key, exactly one gets
+ *   `claimed`; every other one reads the winner's record. A key whose record has expired, or whose
+ *   in-flight lease has ended, is taken over in that same atomic step (a read, then a write, would
+ *   let two retries both take over a dead claim and both run the handler). A caller that finds a
+ *   completed record with its own fingerprint extends the record's life by `ttlMs` (R12 counts from
+ *   the last use); any other finding changes nothing (R16a).
+ * - `complete`, `release` and `renew` are compare-and-set on the owner token: an owner whose claim
+ *   was taken over changes nothing and gets `false` (R20). They must not check the lease: an owner
+ *   whose lease ran out while nobody took over still holds the only claim, and completing it is
+ *   correct.
+ * - Every time is the database's clock (R19): the application's clock never decides anything.
+ */
+export interface IdempotencyStore {
+  claim(request: ClaimRequest): Promise<ClaimOutcome>;
+  /** Reads the current state without changing it: what a waiting retry polls (R11). */
+  inspect(account: string, key: string): Promise<FoundRecord | undefined>;
+  /** Stores the response and turns the claim into a completed record living `ttlMs`. */
+  complete(claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean>;
+  /** Deletes the claim so that the same key can be used again (R14). */
+  release(claim: Claim): Promise<boolean>;
+  /** Moves the lease end to `leaseMs` from now (the heartbeat of R20). */
+  renew(claim: Claim, leaseMs: number): Promise<boolean>;
+  /** Deletes at most `limit` expired records; returns how many it deleted (R21). */
+  purgeExpired(limit: number): Promise<number>;
+}
+
+/** The injection token of the store the interceptor and the service use. */
+export const IDEMPOTENCY_STORE = Symbol('IDEMPOTENCY_STORE');

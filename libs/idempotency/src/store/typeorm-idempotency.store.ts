@@ -1,0 +1,236 @@
+import { randomUUID } from 'node:crypto';
+import type { DataSource, QueryRunner } from 'typeorm';
+import type {
+  Claim,
+  ClaimOutcome,
+  ClaimRequest,
+  FoundRecord,
+  IdempotencyStore,
+  StoredResponse,
+} from './idempotency-store.js';
+import { sqlDialect, sqlFamilyOf, type SqlDialect } from './sql-dialect.js';
+
+interface RecordRow {
+  owner_token: string;
+  fingerprint: string;
+  state: string;
+  response_status: number | string | null;
+  response_headers: string | null;
+  response_body: Buffer | Uint8Array | string | null;
+  lease_remaining_ms: number | string;
+  ttl_remaining_ms?: number | string;
+}
+
+interface Statements {
+  readonly dialect: SqlDialect;
+  readonly claim: string;
+  readonly read: string;
+  readonly complete: string;
+  readonly release: string;
+  readonly renew: string;
+  readonly purge: string;
+}
+
+const RECORD_COLUMNS = 'owner_token, fingerprint, state, response_status, response_headers, response_body';
+
+/**
+ * The production store: one table, one row per (account, key), on MySQL/MariaDB or SQLite through
+ * a TypeORM DataSource. A claim is a single upsert statement whose outcome the database decides
+ * under the primary key's row lock, so any number of app instances can share the table.
+ */
+export class TypeOrmIdempotencyStore implements IdempotencyStore {
+  private statements?: Promise<Statements>;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    /** Test seam: behave as on MySQL 8 (no RETURNING) even on MariaDB. */
+    private readonly forceWithoutReturning = false,
+  ) {
+    sqlFamilyOf(dataSource.options.type);
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimOutcome> {
+    const sql = await this.prepared();
+    const ownerToken = randomUUID();
+    const params = [
+      request.account,
+      request.key,
+      request.fingerprint,
+      ownerToken,
+      request.route.slice(0, 255),
+      request.leaseMs,
+      request.ttlMs,
+    ];
+    const row = sql.dialect.returning
+      ? (await this.run(sql.claim, params)).records[0]
+      : await this.claimWithoutReturning(sql, params, request);
+    if (!row) throw new Error('nestjs-idempotency: the claim statement returned no row');
+    if (row.owner_token === ownerToken) {
+      return { status: 'claimed', claim: { account: request.account, key: request.key, ownerToken } };
+    }
+    return foundRecordOf(row);
+  }
+
+  async inspect(account: string, key: string): Promise<FoundRecord | undefined> {
+    const sql = await this.prepared();
+    const row = (await this.run(sql.read, [account, key])).records[0];
+    if (!row) return undefined;
+    if (row.state === 'completed' && Number(row.ttl_remaining_ms) <= 0) return undefined;
+    return foundRecordOf(row);
+  }
+
+  async complete(claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean> {
+    const sql = await this.prepared();
+    const { affected } = await this.run(sql.complete, [
+      response.status,
+      JSON.stringify(response.headers),
+      response.body,
+      ttlMs,
+      claim.account,
+      claim.key,
+      claim.ownerToken,
+    ]);
+    return affected > 0;
+  }
+
+  async release(claim: Claim): Promise<boolean> {
+    const sql = await this.prepared();
+    const { affected } = await this.run(sql.release, [claim.account, claim.key, claim.ownerToken]);
+    return affected > 0;
+  }
+
+  async renew(claim: Claim, leaseMs: number): Promise<boolean> {
+    const sql = await this.prepared();
+    const { affected } = await this.run(sql.renew, [leaseMs, claim.account, claim.key, claim.ownerToken]);
+    return affected > 0;
+  }
+
+  async purgeExpired(limit: number): Promise<number> {
+    const sql = await this.prepared();
+    return (await this.run(sql.purge, [limit])).affected;
+  }
+
+  // MySQL has no INSERT ... RETURNING: the upsert and the read share one transaction so that the
+  // row read back is the one this upsert left, under the row lock the upsert took.
+  private async claimWithoutReturning(
+    sql: Statements,
+    params: unknown[],
+    request: ClaimRequest,
+  ): Promise<RecordRow | undefined> {
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      await runner.startTransaction();
+      await runner.query(sql.claim, params);
+      const result = await runner.query(sql.read, [request.account, request.key], true);
+      await runner.commitTransaction();
+      return (result.records as RecordRow[] | undefined)?.[0];
+    } catch (error) {
+      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+      throw error;
+    } finally {
+      await runner.release();
+    }
+  }
+
+  private async run(sql: string, params: unknown[]): Promise<{ records: RecordRow[]; affected: number }> {
+    const runner: QueryRunner = this.dataSource.createQueryRunner();
+    try {
+      const result = await runner.query(sql, params, true);
+      return { records: (result.records as RecordRow[] | undefined) ?? [], affected: result.affected ?? 0 };
+    } finally {
+      await runner.release();
+    }
+  }
+
+  private prepared(): Promise<Statements> {
+    this.statements ??= this.prepare().catch((error: unknown) => {
+      // A database that was down at the first request must not poison every later one (R18).
+      this.statements = undefined;
+      throw error;
+    });
+    return this.statements;
+  }
+
+  private async prepare(): Promise<Statements> {
+    const family = sqlFamilyOf(this.dataSource.options.type);
+    let returning = false;
+    if (family === 'mysql' && !this.forceWithoutReturning) {
+      const rows = (await this.dataSource.query('SELECT VERSION() AS version')) as Array<{ version: string }>;
+      returning = mariaDbHasReturning(rows[0]?.version ?? '');
+    }
+    return buildStatements(sqlDialect(family, returning));
+  }
+}
+
+/** MariaDB has had INSERT ... RETURNING since 10.5; MySQL has none. */
+export function mariaDbHasReturning(version: string): boolean {
+  const match = /^(\d+)\.(\d+)/.exec(version);
+  if (!match || !/mariadb/i.test(version)) return false;
+  const [major, minor] = [Number(match[1]), Number(match[2])];
+  return major > 10 || (major === 10 && minor >= 5);
+}
+
+function buildStatements(dialect: SqlDialect): Statements {
+  const { table, nowMs: now } = dialect;
+  const p = (column: string): string => dialect.proposed(column);
+  // A completed record past its ttl, or an in-flight claim whose owner stopped renewing its lease.
+  // A dead claim is taken over by a retry of the same request only (another body gets 422 until the
+  // ttl has passed too), so that a key never silently changes meaning while its first use is recent.
+  const takeover =
+    `(state = 'completed' AND expires_at <= ${now}) OR ` +
+    `(state = 'in_flight' AND lease_expires_at <= ${now} AND (fingerprint = ${p('fingerprint')} OR expires_at <= ${now}))`;
+  const won = dialect.won(takeover);
+  const ifWon = (column: string, value: string): string => `${column} = CASE WHEN ${won} THEN ${value} ELSE ${column} END`;
+  const upsert =
+    `INSERT INTO ${table} (account, idempotency_key, fingerprint, state, owner_token, route, lease_expires_at, expires_at, created_at) ` +
+    `VALUES (?, ?, ?, 'in_flight', ?, ?, ${now} + ?, ${now} + ?, ${now}) ` +
+    `${dialect.onConflict} ` +
+    [
+      // First: MySQL's later assignments test whether this one took the owner token.
+      `owner_token = CASE WHEN ${takeover} THEN ${p('owner_token')} ELSE owner_token END`,
+      // A replay is a use: the record lives `ttl` from its last use (R12).
+      `expires_at = CASE WHEN ${won} OR (state = 'completed' AND fingerprint = ${p('fingerprint')}) THEN ${p('expires_at')} ELSE expires_at END`,
+      ifWon('fingerprint', p('fingerprint')),
+      ifWon('state', "'in_flight'"),
+      ifWon('route', p('route')),
+      ifWon('lease_expires_at', p('lease_expires_at')),
+      ifWon('created_at', p('created_at')),
+      ifWon('response_status', 'NULL'),
+      ifWon('response_headers', 'NULL'),
+      ifWon('response_body', 'NULL'),
+    ].join(', ');
+  const remaining = `lease_expires_at - ${now} AS lease_remaining_ms, expires_at - ${now} AS ttl_remaining_ms`;
+  const byOwner = `account = ? AND idempotency_key = ? AND owner_token = ? AND state = 'in_flight'`;
+  return {
+    dialect,
+    claim: dialect.returning ? `${upsert} RETURNING ${RECORD_COLUMNS}, ${remaining}` : upsert,
+    read: `SELECT ${RECORD_COLUMNS}, ${remaining} FROM ${table} WHERE account = ? AND idempotency_key = ?`,
+    complete:
+      `UPDATE ${table} SET state = 'completed', response_status = ?, response_headers = ?, response_body = ?, ` +
+      `expires_at = ${now} + ?, lease_expires_at = ${now} WHERE ${byOwner}`,
+    release: `DELETE FROM ${table} WHERE ${byOwner}`,
+    renew: `UPDATE ${table} SET lease_expires_at = ${now} + ? WHERE ${byOwner}`,
+    purge: dialect.purgeBatch(`expires_at <= ${now} AND (state = 'completed' OR lease_expires_at <= ${now})`),
+  };
+}
+
+function foundRecordOf(row: RecordRow): FoundRecord {
+  if (row.state === 'completed') {
+    return {
+      status: 'completed',
+      fingerprint: row.fingerprint,
+      response: {
+        status: Number(row.response_status),
+        headers: row.response_headers ? (JSON.parse(row.response_headers) as Record<string, string | string[]>) : {},
+        body: toBuffer(row.response_body),
+      },
+    };
+  }
+  return { status: 'in_flight', fingerprint: row.fingerprint, leaseRemainingMs: Number(row.lease_remaining_ms) };
+}
+
+function toBuffer(value: RecordRow['response_body']): Buffer {
+  if (value === null) return Buffer.alloc(0);
+  if (Buffer.isBuffer(value)) return value;
+  return typeof value === 'string' ? Buffer.from(value, 'binary') : Buffer.from(value);
+}

@@ -1,0 +1,33 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { IdempotencyModule } from 'nestjs-idempotency';
+import { ApiKeyGuard } from './auth/api-key.guard.js';
+import { APP_CONFIG } from './config/app-config.token.js';
+import type { AppConfig } from './config/app-config.js';
+import { dataSourceOptions } from './database/data-source-options.js';
+import { ExportsModule } from './exports/exports.module.js';
+import { HealthController } from './health/health.controller.js';
+import { PaymentsModule } from './payments/payments.module.js';
+
+/** The example payments API, wired as an application would wire the idempotency library. */
+@Module({})
+export class AppModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        TypeOrmModule.forRoot(dataSourceOptions(config.databaseUrl, config.sqlitePath)),
+        // Keys are scoped by request.user.accountId, which ApiKeyGuard sets: the default resolver.
+        IdempotencyModule.forRoot({ purgeIntervalMs: 60 * 60 * 1000 }),
+        PaymentsModule,
+        ExportsModule,
+      ],
+      controllers: [HealthController],
+      providers: [
+        { provide: APP_CONFIG, useValue: config },
+        { provide: APP_GUARD, useClass: ApiKeyGuard },
+      ],
+    };
+  }
+}

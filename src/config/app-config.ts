@@ -1,0 +1,39 @@
+/** Everything the example API reads from its environment, parsed once. */
+export interface AppConfig {
+  readonly port: number;
+  /** `mysql://user:pass@host:port/db`, or undefined for the embedded SQLite file. */
+  readonly databaseUrl: string | undefined;
+  readonly sqlitePath: string;
+  /** API key -> account. */
+  readonly apiKeys: ReadonlyMap<string, string>;
+}
+
+const DEFAULT_API_KEYS = 'demo-key-acme:acme,demo-key-globex:globex';
+
+export function loadAppConfig(env: NodeJS.ProcessEnv): AppConfig {
+  return {
+    port: parsePort(env.PORT),
+    databaseUrl: env.DATABASE_URL?.trim() || undefined,
+    sqlitePath: env.SQLITE_PATH?.trim() || 'data/payments.sqlite',
+    apiKeys: parseApiKeys(env.API_KEYS ?? DEFAULT_API_KEYS),
+  };
+}
+
+export function parseApiKeys(value: string): Map<string, string> {
+  const keys = new Map<string, string>();
+  for (const pair of value.split(',').map((entry) => entry.trim()).filter(Boolean)) {
+    const separator = pair.lastIndexOf(':');
+    if (separator <= 0 || separator === pair.length - 1) {
+      throw new Error(`API_KEYS: "${pair}" is not a key:account pair`);
+    }
+    keys.set(pair.slice(0, separator), pair.slice(separator + 1));
+  }
+  return keys;
+}
+
+function parsePort(value: string | undefined): number {
+  if (value === undefined || value === '') return 3000;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT: "${value}" is not a port number`);
+  return port;
+}

@@ -1,0 +1,36 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { CreateIdempotencyRecords1764064800000, IdempotencyRecord } from 'nestjs-idempotency';
+import type { DataSourceOptions } from 'typeorm';
+import { ExportJob } from '../exports/export-job.entity.js';
+import { Payment } from '../payments/payment.entity.js';
+import { CreatePaymentsAndExports1764065000000 } from './migrations/1764065000000-create-payments-and-exports.js';
+
+/**
+ * MySQL/MariaDB when a URL is given, else an embedded SQLite file, so the API runs with no server
+ * to set up. Migrations (the library's and the app's) run at start.
+ */
+export function dataSourceOptions(databaseUrl: string | undefined, sqlitePath: string): DataSourceOptions {
+  const shared = {
+    entities: [Payment, ExportJob, IdempotencyRecord],
+    migrations: [CreateIdempotencyRecords1764064800000, CreatePaymentsAndExports1764065000000],
+    migrationsRun: true,
+    synchronize: false,
+  };
+  if (databaseUrl) {
+    if (!/^mysql:\/\//.test(databaseUrl)) throw new Error('DATABASE_URL must be a mysql:// URL (MySQL or MariaDB)');
+    return { ...shared, type: 'mysql', url: databaseUrl, charset: 'utf8mb4' };
+  }
+  mkdirSync(dirname(sqlitePath), { recursive: true });
+  return {
+    ...shared,
+    type: 'better-sqlite3',
+    database: sqlitePath,
+    // WAL lets readers run beside the writer; the busy timeout makes a second process wait for the
+    // write lock instead of failing at once.
+    prepareDatabase: (db: { pragma(statement: string): unknown }) => {
+      db.pragma('journal_mode = WAL');
+      db.pragma('busy_timeout = 5000');
+    },
+  };
+}

@@ -1,0 +1,31 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import type { Repository } from 'typeorm';
+import { apiError } from '../common/api-error.js';
+import type { CreateExportDto } from './create-export.dto.js';
+import { ExportJob } from './export-job.entity.js';
+
+@Injectable()
+export class ExportsService {
+  constructor(@InjectRepository(ExportJob) private readonly jobs: Repository<ExportJob>) {}
+
+  async queue(account: string, request: CreateExportDto): Promise<ExportJob> {
+    if (request.processingMs) await sleep(request.processingMs);
+    return this.jobs.save(
+      this.jobs.create({
+        id: `exp_${randomUUID().replaceAll('-', '')}`,
+        account,
+        datastreamId: request.datastreamId,
+        status: 'queued',
+        createdAt: new Date().toISOString(),
+      }),
+    );
+  }
+
+  async remove(account: string, id: string): Promise<void> {
+    const result = await this.jobs.delete({ account, id });
+    if (!result.affected) throw apiError(404, 'not_found', `No export ${id}.`);
+  }
+}
