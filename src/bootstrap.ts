@@ -1,5 +1,5 @@
 import { NestFactory } from '@nestjs/core';
-import type { INestApplication } from '@nestjs/common';
+import type { INestApplication, LogLevel } from '@nestjs/common';
 import { AppModule } from './app.module.js';
 import { apiValidationPipe } from './common/validation.pipe.js';
 import type { AppConfig } from './config/app-config.js';
@@ -8,11 +8,15 @@ import type { AppConfig } from './config/app-config.js';
 export type HttpPlatform = 'express' | 'fastify';
 
 /** Builds the example API on the chosen platform, ready to `listen()` or to test with supertest. */
-export async function createPaymentsApp(config: AppConfig, platform: HttpPlatform = 'express'): Promise<INestApplication> {
+export async function createPaymentsApp(
+  config: AppConfig,
+  platform: HttpPlatform = 'express',
+  logger: LogLevel[] = ['error', 'warn', 'log'],
+): Promise<INestApplication> {
   const app =
     platform === 'fastify'
-      ? await NestFactory.create(AppModule.forRoot(config), await fastifyAdapter(), { logger: ['error', 'warn'] })
-      : await NestFactory.create(AppModule.forRoot(config), { logger: ['error', 'warn', 'log'] });
+      ? await NestFactory.create(AppModule.forRoot(config), await fastifyAdapter(), { logger })
+      : await NestFactory.create(AppModule.forRoot(config), { logger });
   app.useGlobalPipes(apiValidationPipe());
   // SIGTERM lets in-flight requests finish and store their outcome before the process exits.
   app.enableShutdownHooks();

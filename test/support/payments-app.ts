@@ -1,0 +1,55 @@
+import type { Server } from 'node:http';
+import type { INestApplication } from '@nestjs/common';
+import type { DataSource } from 'typeorm';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import { createPaymentsApp, type HttpPlatform } from '../../src/bootstrap.js';
+import { parseApiKeys } from '../../src/config/app-config.js';
+import { createTestDatabase, type DatabaseKind, type TestDatabase } from './test-database.js';
+
+/** The example API, started on a real HTTP server and a database of its own. */
+export interface RunningPaymentsApp {
+  readonly app: INestApplication;
+  /** The Node HTTP server, for supertest. */
+  readonly server: Server;
+  readonly dataSource: DataSource;
+  readonly database: TestDatabase;
+  close(): Promise<void>;
+}
+
+/** The combinations every rule is proven on. */
+export const PLATFORM_MATRIX: ReadonlyArray<readonly [DatabaseKind, HttpPlatform]> = [
+  ['mariadb', 'express'],
+  ['mariadb', 'fastify'],
+  ['sqlite', 'express'],
+  ['sqlite', 'fastify'],
+];
+
+export async function startPaymentsApp(
+  kind: DatabaseKind,
+  platform: HttpPlatform,
+  suite: string,
+): Promise<RunningPaymentsApp> {
+  const database = await createTestDatabase(kind, `${suite}_${platform}`);
+  const app = await createPaymentsApp(
+    {
+      port: 0,
+      databaseUrl: database.databaseUrl,
+      sqlitePath: database.sqlitePath,
+      apiKeys: parseApiKeys('key-acme:acme,key-globex:globex'),
+    },
+    platform,
+    ['error'],
+  );
+  await app.init();
+  if (platform === 'fastify') await (app.getHttpAdapter().getInstance() as { ready(): Promise<void> }).ready();
+  return {
+    app,
+    server: app.getHttpServer(),
+    dataSource: app.get<DataSource>(getDataSourceToken()),
+    database,
+    async close() {
+      await app.close();
+      await database.drop();
+    },
+  };
+}

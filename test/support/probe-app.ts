@@ -1,0 +1,305 @@
+import type { Server } from 'node:http';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  HttpException,
+  Injectable,
+  Module,
+  Param,
+  Patch,
+  Post,
+  Put,
+  Req,
+  Res,
+  StreamableFile,
+  type CanActivate,
+  type ExecutionContext,
+  type INestApplication,
+  type LogLevel,
+} from '@nestjs/common';
+import { APP_GUARD, HttpAdapterHost, NestFactory } from '@nestjs/core';
+import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
+import {
+  CreateIdempotencyRecords1764064800000,
+  IdempotencyModule,
+  IdempotencyRecord,
+  Idempotent,
+  type IdempotencyModuleOptions,
+} from 'nestjs-idempotency';
+import type { DataSource, DataSourceOptions } from 'typeorm';
+import type { HttpPlatform } from '../../src/bootstrap.js';
+import { createTestDatabase, type DatabaseKind, type TestDatabase } from './test-database.js';
+
+/** Counts handler runs per route, so a test can assert "ran exactly once". */
+@Injectable()
+export class HandlerRuns {
+  private readonly runs = new Map<string, number>();
+
+  record(route: string): number {
+    const count = (this.runs.get(route) ?? 0) + 1;
+    this.runs.set(route, count);
+    return count;
+  }
+
+  count(route: string): number {
+    return this.runs.get(route) ?? 0;
+  }
+}
+
+/** Test-only principal: `X-Account` names the account, as an auth guard would. */
+@Injectable()
+class AccountHeaderGuard implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    const request = context.switchToHttp().getRequest<{ headers: Record<string, unknown>; user?: unknown }>();
+    const account = request.headers['x-account'];
+    if (typeof account === 'string' && account !== '') request.user = { accountId: account };
+    return true;
+  }
+}
+
+type Json = Record<string, unknown>;
+
+/**
+ * Small routes, one per behaviour a suite needs, all through the library's public API.
+ * Each returns how many times it has run, so replays are visible in the body.
+ */
+@Controller('probe')
+export class ProbeController {
+  constructor(
+    private readonly runs: HandlerRuns,
+    private readonly adapterHost: HttpAdapterHost,
+  ) {}
+
+  @Post('echo')
+  @Idempotent()
+  echo(@Body() body: Json): Json {
+    return { run: this.runs.record('echo'), body };
+  }
+
+  @Post('required')
+  @Idempotent({ required: true })
+  required(@Body() body: Json): Json {
+    return { run: this.runs.record('required'), body };
+  }
+
+  @Post('token')
+  @Idempotent({ keyFormat: 'token' })
+  token(@Body() body: Json): Json {
+    return { run: this.runs.record('token'), body };
+  }
+
+  @Post('custom-key')
+  @Idempotent({ keyFormat: (key) => /^order-\d+$/.test(key) })
+  customKey(@Body() body: Json): Json {
+    return { run: this.runs.record('custom-key'), body };
+  }
+
+  @Post('conflict-409')
+  @Idempotent({ mismatchStatus: 409 })
+  mismatch409(@Body() body: Json): Json {
+    return { run: this.runs.record('conflict-409'), body };
+  }
+
+  @Post('tenant-header')
+  @Idempotent({ fingerprintHeaders: ['X-Tenant-Region'] })
+  tenantHeader(@Body() body: Json): Json {
+    return { run: this.runs.record('tenant-header'), body };
+  }
+
+  @Post('items/:id')
+  @Idempotent()
+  item(@Param('id') id: string, @Body() body: Json): Json {
+    return { run: this.runs.record('items'), id, body };
+  }
+
+  @Put('put')
+  @Idempotent()
+  put(@Body() body: Json): Json {
+    return { run: this.runs.record('put'), body };
+  }
+
+  @Patch('patch')
+  @Idempotent()
+  patch(@Body() body: Json): Json {
+    return { run: this.runs.record('patch'), body };
+  }
+
+  @Delete('delete/:id')
+  @Idempotent()
+  remove(@Param('id') id: string): Json {
+    return { run: this.runs.record('delete'), id };
+  }
+
+  @Get('read')
+  @Idempotent({ required: true })
+  read(): Json {
+    return { run: this.runs.record('read') };
+  }
+
+  /** Not decorated: idempotent only when the module's `applyToAllWrites` is on. */
+  @Post('plain')
+  plain(@Body() body: Json): Json {
+    return { run: this.runs.record('plain'), body };
+  }
+
+  @Get('plain')
+  plainRead(): Json {
+    return { run: this.runs.record('plain-read') };
+  }
+
+  /** Answers with the status named in the path, as an HttpException would. */
+  @Post('status/:code')
+  @Idempotent()
+  status(@Param('code') code: string): Json {
+    const status = Number(code);
+    const run = this.runs.record(`status-${status}`);
+    if (status >= 400) throw new HttpException({ error: { code: `status_${status}`, run } }, status);
+    return { run };
+  }
+
+  @Post('created')
+  @Idempotent()
+  @HttpCode(201)
+  created(@Body() body: Json): Json {
+    return { run: this.runs.record('created'), body };
+  }
+
+  @Post('throw')
+  @Idempotent()
+  throwPlainError(): never {
+    this.runs.record('throw');
+    throw new Error('boom');
+  }
+
+  @Post('slow')
+  @Idempotent({ inFlightWaitMs: 200 })
+  async slow(@Body() body: { ms?: number }): Promise<Json> {
+    const run = this.runs.record('slow');
+    await sleep(body.ms ?? 500);
+    return { run };
+  }
+
+  @Post('slow-waiting')
+  @Idempotent({ inFlightWaitMs: 5000 })
+  async slowWaiting(@Body() body: { ms?: number }): Promise<Json> {
+    const run = this.runs.record('slow-waiting');
+    await sleep(body.ms ?? 500);
+    return { run };
+  }
+
+  @Post('headers')
+  @Idempotent({ storedHeaders: ['X-Custom'] })
+  headers(@Res({ passthrough: true }) response: unknown): Json {
+    const adapter = this.adapterHost.httpAdapter;
+    adapter.setHeader(response, 'X-Custom', 'kept');
+    adapter.setHeader(response, 'X-Not-Stored', 'dropped');
+    adapter.setHeader(response, 'Set-Cookie', 'session=secret');
+    adapter.setHeader(response, 'Location', '/probe/things/1');
+    return { run: this.runs.record('headers') };
+  }
+
+  @Post('text')
+  @Idempotent()
+  text(@Res({ passthrough: true }) response: unknown): string {
+    this.adapterHost.httpAdapter.setHeader(response, 'Content-Type', 'text/plain; charset=utf-8');
+    return `plain text run ${this.runs.record('text')}\n`;
+  }
+
+  @Post('mutate')
+  @Idempotent()
+  mutate(@Body() body: Json): Json {
+    const run = this.runs.record('mutate');
+    body.injected = `by handler run ${run}`;
+    return { run };
+  }
+
+  @Post('stream')
+  @Idempotent()
+  stream(): StreamableFile {
+    const run = this.runs.record('stream');
+    return new StreamableFile(Readable.from([Buffer.from('chunk one,'), Buffer.from(` run ${run}`)]));
+  }
+
+  @Post('raw')
+  @Idempotent()
+  raw(@Res() response: unknown): void {
+    const run = this.runs.record('raw');
+    this.adapterHost.httpAdapter.reply(response, { run, raw: true }, 200);
+  }
+
+  @Get('runs/:route')
+  runsOf(@Param('route') route: string): Json {
+    return { count: this.runs.count(route) };
+  }
+
+  @Post('whoami')
+  @Idempotent()
+  whoami(@Req() request: { user?: { accountId?: string } }, @Body() body: Json): Json {
+    return { run: this.runs.record(`whoami-${request.user?.accountId ?? 'anonymous'}`), account: request.user?.accountId ?? null, body };
+  }
+}
+
+/** A Nest app made of the probe routes and the library, on a database of its own. */
+export interface RunningProbeApp {
+  readonly app: INestApplication;
+  readonly server: Server;
+  readonly dataSource: DataSource;
+  readonly runs: HandlerRuns;
+  readonly database: TestDatabase;
+  close(): Promise<void>;
+}
+
+export interface ProbeAppSettings {
+  readonly database: DatabaseKind;
+  readonly platform: HttpPlatform;
+  /** Names the suite's own database; must be unique across suites. */
+  readonly suite: string;
+  readonly options?: IdempotencyModuleOptions;
+  readonly logger?: LogLevel[];
+}
+
+export function probeDataSourceOptions(database: TestDatabase): DataSourceOptions {
+  const shared = {
+    entities: [IdempotencyRecord],
+    migrations: [CreateIdempotencyRecords1764064800000],
+    migrationsRun: true,
+  };
+  return database.kind === 'mariadb'
+    ? { ...shared, type: 'mysql', url: database.databaseUrl }
+    : { ...shared, type: 'better-sqlite3', database: database.sqlitePath };
+}
+
+export async function startProbeApp(settings: ProbeAppSettings): Promise<RunningProbeApp> {
+  const database = await createTestDatabase(settings.database, `${settings.suite}_${settings.platform}`);
+
+  @Module({
+    imports: [TypeOrmModule.forRoot(probeDataSourceOptions(database)), IdempotencyModule.forRoot(settings.options ?? {})],
+    controllers: [ProbeController],
+    providers: [HandlerRuns, { provide: APP_GUARD, useClass: AccountHeaderGuard }],
+  })
+  class ProbeModule {}
+
+  const logger = settings.logger ?? ['error'];
+  const app =
+    settings.platform === 'fastify'
+      ? await NestFactory.create(ProbeModule, new (await import('@nestjs/platform-fastify')).FastifyAdapter(), { logger })
+      : await NestFactory.create(ProbeModule, { logger });
+  await app.init();
+  if (settings.platform === 'fastify') await (app.getHttpAdapter().getInstance() as { ready(): Promise<void> }).ready();
+  return {
+    app,
+    server: app.getHttpServer(),
+    dataSource: app.get<DataSource>(getDataSourceToken()),
+    runs: app.get(HandlerRuns),
+    database,
+    async close() {
+      await app.close();
+      await database.drop();
+    },
+  };
+}
