@@ -1,0 +1,257 @@
+import { describe, expect, it } from '@jest/globals';
+import type { FingerprintInput } from './http/http-exchange.js';
+import { fingerprintRequest } from './fingerprint/request-fingerprint.js';
+import {
+  resolveModuleOptions,
+  validateRouteOptions,
+  type IdempotencyModuleOptions,
+  type IdempotencyRouteOptions,
+} from './idempotency.options.js';
+import { defaultStoreResponse } from './response/stored-status-policy.js';
+
+const ROUTE = 'PaymentsController.create';
+
+/** The message of what `fn` throws; fails the test if it does not throw an Error. */
+function errorMessageOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(Error);
+    return (error as Error).message;
+  }
+  throw new Error('expected the options to be refused, and they were accepted');
+}
+
+/** Options as an application might write them in plain JavaScript, past the type checker. */
+const moduleOptions = (options: Record<string, unknown>): IdempotencyModuleOptions => options as IdempotencyModuleOptions;
+const routeOptions = (options: Record<string, unknown>): IdempotencyRouteOptions => options as IdempotencyRouteOptions;
+
+const input: FingerprintInput = {
+  method: 'POST',
+  path: '/v1/payments',
+  query: '',
+  headers: { 'content-type': 'application/json', 'x-region': 'eu' },
+  body: { amount: 1 },
+  rawBody: undefined,
+};
+
+describe('resolveModuleOptions defaults', () => {
+  const resolved = resolveModuleOptions({});
+  const route = resolved.resolveRoute({});
+
+  it('reads the key from the Idempotency-Key header (R1)', () => {
+    expect(resolved.headerName).toBe('Idempotency-Key');
+  });
+
+  it('makes the key optional (R2)', () => {
+    expect(route.required).toBe(false);
+  });
+
+  it('expects UUID keys (R3)', () => {
+    expect(route.keyFormat).toBe('uuid');
+  });
+
+  it('answers a reused key with 422 (R10)', () => {
+    expect(route.mismatchStatus).toBe(422);
+  });
+
+  it('waits 3000 ms for an in-flight request (R11)', () => {
+    expect(route.inFlightWaitMs).toBe(3000);
+  });
+
+  it('keeps records for 24 hours (R12)', () => {
+    expect(route.ttlMs).toBe(24 * 60 * 60 * 1000);
+  });
+
+  it('stores responses by the default status policy (R14)', () => {
+    expect(route.storeResponse).toBe(defaultStoreResponse);
+  });
+
+  it('stores content-type, location and content-language (R15)', () => {
+    expect([...route.storedHeaders].sort()).toEqual(['content-language', 'content-type', 'location']);
+  });
+
+  it('holds an in-flight claim with a 60 s lease (R20)', () => {
+    expect(route.leaseMs).toBe(60_000);
+  });
+
+  it('applies only to routes marked @Idempotent() (R1)', () => {
+    expect(resolved.applyToAllWrites).toBe(false);
+  });
+
+  it('fingerprints with the built-in SHA-256 over method, path, query and body (R7)', () => {
+    expect(route.fingerprint(input)).toBe(fingerprintRequest(input));
+  });
+});
+
+describe('resolveModuleOptions merging', () => {
+  it('applies module options as every route default (R10, R11, R12)', () => {
+    const route = resolveModuleOptions({ ttl: 60_000, mismatchStatus: 409, inFlightWaitMs: 0, required: true }).resolveRoute({});
+    expect(route).toMatchObject({ ttlMs: 60_000, mismatchStatus: 409, inFlightWaitMs: 0, required: true });
+  });
+
+  it('lets a route option override the module option and keeps the module options it does not set (R10, R12)', () => {
+    const resolved = resolveModuleOptions({ ttl: 60_000, mismatchStatus: 409, keyFormat: 'token' });
+    const route = resolved.resolveRoute({ ttl: 5_000, required: true });
+    expect(route).toMatchObject({ ttlMs: 5_000, required: true, mismatchStatus: 409, keyFormat: 'token' });
+  });
+
+  it('does not let an undefined route option erase the module option (R12)', () => {
+    const route = resolveModuleOptions({ ttl: 60_000 }).resolveRoute({ ttl: undefined });
+    expect(route.ttlMs).toBe(60_000);
+  });
+
+  it('lets a route turn off a required key set by the module (R2)', () => {
+    expect(resolveModuleOptions({ required: true }).resolveRoute({ required: false }).required).toBe(false);
+  });
+
+  it('keeps one route\'s overrides away from the next route (R12)', () => {
+    const resolved = resolveModuleOptions({ ttl: 60_000 });
+    expect(resolved.resolveRoute({ ttl: 1_000 }).ttlMs).toBe(1_000);
+    expect(resolved.resolveRoute({}).ttlMs).toBe(60_000);
+  });
+
+  it('stores the default headers plus those the module and the route name, lower-cased (R15)', () => {
+    const route = resolveModuleOptions({ storedHeaders: ['X-Request-Id'] }).resolveRoute({ storedHeaders: ['ETag'] });
+    expect([...route.storedHeaders].sort()).toEqual(['content-language', 'content-type', 'etag', 'location', 'x-request-id']);
+  });
+
+  it('uses a custom key format function from the route (R3)', () => {
+    const format = (key: string): boolean => key.startsWith('job-');
+    expect(resolveModuleOptions({}).resolveRoute({ keyFormat: format }).keyFormat).toBe(format);
+  });
+
+  it('uses a custom store predicate (R14)', () => {
+    const storeEverything = (): boolean => true;
+    expect(resolveModuleOptions({ storeResponse: storeEverything }).resolveRoute({}).storeResponse).toBe(storeEverything);
+  });
+
+  it('adds the fingerprint headers named by the module or the route to the fingerprint (R7)', () => {
+    const fromModule = resolveModuleOptions({ fingerprintHeaders: ['X-Region'] }).resolveRoute({});
+    const fromRoute = resolveModuleOptions({}).resolveRoute({ fingerprintHeaders: ['x-region'] });
+    const expected = fingerprintRequest(input, ['x-region']);
+    expect(expected).not.toBe(fingerprintRequest(input));
+    expect(fromModule.fingerprint(input)).toBe(expected);
+    expect(fromRoute.fingerprint(input)).toBe(expected);
+  });
+
+  it('replaces the built-in fingerprint with a custom fingerprint function (R7)', () => {
+    const route = resolveModuleOptions({ fingerprint: (request) => `custom:${request.path}` }).resolveRoute({});
+    expect(route.fingerprint(input)).toBe('custom:/v1/payments');
+  });
+
+  it('keeps the module-wide settings (R1, R21)', () => {
+    const resolved = resolveModuleOptions({ headerName: 'X-Idempotency-Key', applyToAllWrites: true, purgeBatchSize: 50 });
+    expect(resolved).toMatchObject({ headerName: 'X-Idempotency-Key', applyToAllWrites: true, purgeBatchSize: 50 });
+  });
+});
+
+describe('resolveModuleOptions refuses invalid options at start-up, naming the option', () => {
+  it.each([
+    ['ttl', { ttl: -1 }],
+    ['ttl', { ttl: 0 }],
+    ['ttl', { ttl: 1.5 }],
+    ['ttl', { ttl: '24h' }],
+    ['mismatchStatus', { mismatchStatus: 418 }],
+    ['keyFormat', { keyFormat: 'nope' }],
+    ['inFlightWaitMs', { inFlightWaitMs: -1 }],
+    ['lockTimeoutMs', { lockTimeoutMs: 0 }],
+    ['required', { required: 'yes' }],
+    ['storeResponse', { storeResponse: [200] }],
+    ['headerName', { headerName: 'Idempotency Key' }],
+    ['headerName', { headerName: '' }],
+    ['fingerprintHeaders', { fingerprintHeaders: ['x region'] }],
+    ['storedHeaders', { storedHeaders: 'content-type' }],
+    ['account', { account: 'user.accountId' }],
+    ['purgeBatchSize', { purgeBatchSize: 0 }],
+  ])('refuses a bad %s (%j) (R3, R10-R15)', (name, options) => {
+    const message = errorMessageOf(() => resolveModuleOptions(moduleOptions(options)));
+    expect(message).toContain(name);
+    expect(message).toContain('nestjs-idempotency');
+  });
+
+  it('refuses a misspelt option such as ttlMs, naming it, rather than silently keeping the default ttl (R12)', () => {
+    const message = errorMessageOf(() => resolveModuleOptions(moduleOptions({ ttlMs: 1000 })));
+    expect(message).toContain('"ttlMs"');
+  });
+
+  it('names every bad option at once (R10, R12)', () => {
+    const message = errorMessageOf(() => resolveModuleOptions(moduleOptions({ ttl: -1, mismatchStatus: 418 })));
+    expect(message).toContain('ttl');
+    expect(message).toContain('mismatchStatus');
+  });
+
+  it.each(['Set-Cookie', 'authorization', 'Content-Length', 'date', 'transfer-encoding', 'connection'])(
+    'refuses to store the %s header, naming it (R15)',
+    (header) => {
+      const message = errorMessageOf(() => resolveModuleOptions({ storedHeaders: ['x-request-id', header] }));
+      expect(message).toContain(`"${header}"`);
+    },
+  );
+
+  it('accepts every valid option together (R1-R3, R7, R10-R15, R20, R21)', () => {
+    expect(() =>
+      resolveModuleOptions({
+        headerName: 'X-Idempotency-Key',
+        required: true,
+        ttl: 60_000,
+        keyFormat: 'token',
+        mismatchStatus: 409,
+        fingerprintHeaders: ['x-region'],
+        storedHeaders: ['x-request-id'],
+        inFlightWaitMs: 0,
+        lockTimeoutMs: 1_000,
+        storeResponse: () => true,
+        account: () => 'acme',
+        fingerprint: () => 'f',
+        applyToAllWrites: true,
+        purgeIntervalMs: 60_000,
+        purgeBatchSize: 100,
+      }),
+    ).not.toThrow();
+  });
+});
+
+describe('validateRouteOptions', () => {
+  it('accepts valid route options (R2, R3, R10, R12, R15)', () => {
+    expect(() => validateRouteOptions({}, ROUTE)).not.toThrow();
+    expect(() =>
+      validateRouteOptions(
+        { required: true, ttl: 1_000, keyFormat: (key) => key.length > 3, mismatchStatus: 422, storedHeaders: ['etag'] },
+        ROUTE,
+      ),
+    ).not.toThrow();
+  });
+
+  it.each([
+    ['ttl', { ttl: -1 }],
+    ['mismatchStatus', { mismatchStatus: 418 }],
+    ['keyFormat', { keyFormat: 'nope' }],
+    ['inFlightWaitMs', { inFlightWaitMs: 'soon' }],
+    ['fingerprintHeaders', { fingerprintHeaders: ['bad header'] }],
+  ])('refuses a bad %s (%j), naming the option and the route (R3, R10-R15)', (name, options) => {
+    const message = errorMessageOf(() => validateRouteOptions(routeOptions(options), ROUTE));
+    expect(message).toContain(name);
+    expect(message).toContain(ROUTE);
+  });
+
+  it('refuses a misspelt option such as requried, naming it and the route (R2)', () => {
+    const message = errorMessageOf(() => validateRouteOptions(routeOptions({ requried: true }), ROUTE));
+    expect(message).toContain('"requried"');
+    expect(message).toContain(ROUTE);
+  });
+
+  it('refuses the module-only headerName on a route, naming it (R1)', () => {
+    const message = errorMessageOf(() => validateRouteOptions(routeOptions({ headerName: 'X-Key' }), ROUTE));
+    expect(message).toContain('"headerName"');
+  });
+
+  it.each(['Set-Cookie', 'authorization', 'content-length', 'date', 'transfer-encoding', 'connection'])(
+    'refuses to store the %s header on a route, naming it and the route (R15)',
+    (header) => {
+      const message = errorMessageOf(() => validateRouteOptions({ storedHeaders: [header] }, ROUTE));
+      expect(message).toContain(`"${header}"`);
+      expect(message).toContain(ROUTE);
+    },
+  );
+});
