@@ -19,7 +19,7 @@ export class AppModule {
       imports: [
         TypeOrmModule.forRoot(dataSourceOptions(config.databaseUrl, config.sqlitePath)),
         // Keys are scoped by request.user.accountId, which ApiKeyGuard sets: the default resolver.
-        IdempotencyModule.forRoot({ purgeIntervalMs: 60 * 60 * 1000 }),
+        IdempotencyModule.forRoot({ purgeIntervalMs: 60 * 60 * 1000, ...definedOnly(config.idempotency) }),
         PaymentsModule,
         ExportsModule,
       ],
@@ -30,4 +30,8 @@ export class AppModule {
       ],
     };
   }
+}
+
+function definedOnly<T extends object>(values: T): Partial<T> {
+  return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined)) as Partial<T>;
 }

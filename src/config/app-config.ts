@@ -6,6 +6,12 @@ export interface AppConfig {
   readonly sqlitePath: string;
   /** API key -> account. */
   readonly apiKeys: ReadonlyMap<string, string>;
+  /** Idempotency timings, in ms; unset ones keep the library's defaults. */
+  readonly idempotency: {
+    readonly lockTimeoutMs?: number;
+    readonly inFlightWaitMs?: number;
+    readonly storeTimeoutMs?: number;
+  };
 }
 
 const DEFAULT_API_KEYS = 'demo-key-acme:acme,demo-key-globex:globex';
@@ -16,7 +22,19 @@ export function loadAppConfig(env: NodeJS.ProcessEnv): AppConfig {
     databaseUrl: env.DATABASE_URL?.trim() || undefined,
     sqlitePath: env.SQLITE_PATH?.trim() || 'data/payments.sqlite',
     apiKeys: parseApiKeys(env.API_KEYS ?? DEFAULT_API_KEYS),
+    idempotency: {
+      lockTimeoutMs: parseMs('IDEMPOTENCY_LOCK_TIMEOUT_MS', env.IDEMPOTENCY_LOCK_TIMEOUT_MS),
+      inFlightWaitMs: parseMs('IDEMPOTENCY_IN_FLIGHT_WAIT_MS', env.IDEMPOTENCY_IN_FLIGHT_WAIT_MS),
+      storeTimeoutMs: parseMs('IDEMPOTENCY_STORE_TIMEOUT_MS', env.IDEMPOTENCY_STORE_TIMEOUT_MS),
+    },
   };
+}
+
+function parseMs(name: string, value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const ms = Number(value);
+  if (!Number.isInteger(ms) || ms < 0) throw new Error(`${name}: "${value}" is not a whole number of milliseconds`);
+  return ms;
 }
 
 export function parseApiKeys(value: string): Map<string, string> {

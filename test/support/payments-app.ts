@@ -36,6 +36,7 @@ export async function startPaymentsApp(
       databaseUrl: database.databaseUrl,
       sqlitePath: database.sqlitePath,
       apiKeys: parseApiKeys('key-acme:acme,key-globex:globex'),
+      idempotency: {},
     },
     platform,
     ['error'],

@@ -16,7 +16,7 @@ import { IdempotentRoutes } from './idempotent-routes.js';
 import { RESOLVED_OPTIONS } from './idempotency.constants.js';
 import type { ResolvedModuleOptions, ResolvedRouteOptions } from './idempotency.options.js';
 import { requestKeyOf } from './key/request-key.js';
-import { startLeaseHeartbeat } from './lease/lease-heartbeat.js';
+import { LeaseHeartbeats } from './lease/lease-heartbeats.js';
 import { captureResponse, type CapturedResponse } from './response/response-capture.js';
 import { replayStoredResponse } from './response/response-replay.js';
 import { pickStoredHeaders } from './response/stored-headers.js';
@@ -46,6 +46,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
 
   constructor(
     private readonly routes: IdempotentRoutes,
+    private readonly heartbeats: LeaseHeartbeats,
     @Inject(IDEMPOTENCY_STORE) private readonly store: IdempotencyStore,
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedModuleOptions,
   ) {}
@@ -118,7 +119,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
   private execute(keyed: KeyedRequest, claim: Claim, next: CallHandler): Observable<unknown> {
     const { exchange, route } = keyed;
     let settled = false;
-    const heartbeat = startLeaseHeartbeat(this.store, claim, route.leaseMs, () => this.log(keyed, 'lost claim', 'warn'));
+    const heartbeat = this.heartbeats.start(claim, {
+      leaseMs: route.leaseMs,
+      maxHoldMs: route.maxLockHoldMs,
+      onLost: () => this.log(keyed, 'lost claim', 'warn'),
+    });
     captureResponse(exchange.outgoing, {
       handlerSettled: () => settled,
       beforeSend: async (response) => {

@@ -9,6 +9,7 @@ import { RESOLVED_OPTIONS } from './idempotency.constants.js';
 import { resolveModuleOptions, type IdempotencyModuleOptions, type ResolvedModuleOptions } from './idempotency.options.js';
 import { IdempotencyService } from './idempotency.service.js';
 import { IdempotentRoutes } from './idempotent-routes.js';
+import { LeaseHeartbeats } from './lease/lease-heartbeats.js';
 import { IDEMPOTENCY_STORE, type IdempotencyStore } from './store/idempotency-store.js';
 import { TypeOrmIdempotencyStore } from './store/typeorm-idempotency.store.js';
 
@@ -30,11 +31,12 @@ const providers: Provider[] = [
             'or pass "dataSource" (or your own "store") to IdempotencyModule.forRoot().',
         );
       }
-      return new TypeOrmIdempotencyStore(dataSource);
+      return new TypeOrmIdempotencyStore(dataSource, { timeoutMs: options.storeTimeoutMs });
     },
   },
   IdempotentRoutes,
   IdempotencyService,
+  LeaseHeartbeats,
   // Global enhancers that act only on idempotent routes: a route needs nothing but @Idempotent().
   { provide: APP_GUARD, useClass: IdempotencyKeyGuard },
   { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },

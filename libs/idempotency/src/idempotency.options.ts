@@ -40,6 +40,8 @@ export interface IdempotencyRouteOptions {
   inFlightWaitMs?: number;
   /** The lease of an in-flight claim, renewed while the handler runs, in ms (R20). Default 60 s. */
   lockTimeoutMs?: number;
+  /** Lease renewal stops this long after the claim, so a hung handler frees its key (R20). Default 1 h. */
+  maxLockHoldMs?: number;
   /** Which statuses are stored for replay (R14). Default: below 500, except 400/401/403/408/409/423/425/429. */
   storeResponse?: StoreResponsePredicate;
 }
@@ -64,6 +66,8 @@ export interface IdempotencyModuleOptions extends IdempotencyRouteOptions {
   purgeIntervalMs?: number;
   /** Rows deleted per purge statement (R21). Default 500. */
   purgeBatchSize?: number;
+  /** A store call that takes longer fails the request with 503 instead of hanging it (R18). Default 5000. */
+  storeTimeoutMs?: number;
 }
 
 /** Everything a route needs, with defaults filled in: resolved once per handler. */
@@ -75,6 +79,7 @@ export interface ResolvedRouteOptions {
   readonly storedHeaders: ReadonlySet<string>;
   readonly inFlightWaitMs: number;
   readonly leaseMs: number;
+  readonly maxLockHoldMs: number;
   readonly storeResponse: StoreResponsePredicate;
   readonly fingerprint: FingerprintFunction;
 }
@@ -87,6 +92,7 @@ export interface ResolvedModuleOptions {
   readonly applyToAllWrites: boolean;
   readonly purgeIntervalMs: number | undefined;
   readonly purgeBatchSize: number;
+  readonly storeTimeoutMs: number;
   readonly dataSource: DataSource | undefined;
   readonly store: IdempotencyStore | undefined;
   /** Module-level route defaults; `@Idempotent({...})` overrides them per route. */
@@ -97,6 +103,8 @@ export interface ResolvedModuleOptions {
 export const DEFAULT_TTL_MS = 24 * 60 * 60 * 1000;
 export const DEFAULT_IN_FLIGHT_WAIT_MS = 3000;
 export const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
+export const DEFAULT_MAX_LOCK_HOLD_MS = 60 * 60 * 1000;
+const DEFAULT_STORE_TIMEOUT_MS = 5000;
 const DEFAULT_PURGE_BATCH_SIZE = 500;
 const MAX_DURATION_MS = 366 * 24 * 60 * 60 * 1000;
 
@@ -124,6 +132,7 @@ class RouteOptionsSchema {
   @IsOptional() @IsArray() @Matches(HEADER_NAME, { each: true }) storedHeaders?: string[];
   @IsOptional() @IsInt() @Min(0) @Max(MAX_DURATION_MS) inFlightWaitMs?: number;
   @IsOptional() @IsInt() @Min(100) @Max(MAX_DURATION_MS) lockTimeoutMs?: number;
+  @IsOptional() @IsInt() @Min(100) @Max(MAX_DURATION_MS) maxLockHoldMs?: number;
   @IsOptional() @IsFunctionOption('storeResponse must be a function (status: number) => boolean') storeResponse?: unknown;
 }
 
@@ -137,15 +146,16 @@ class ModuleOptionsSchema extends RouteOptionsSchema {
   @IsOptional() @IsObject() store?: unknown;
   @IsOptional() @IsInt() @Min(1000) purgeIntervalMs?: number;
   @IsOptional() @IsInt() @Min(1) @Max(10_000) purgeBatchSize?: number;
+  @IsOptional() @IsInt() @Min(10) @Max(MAX_DURATION_MS) storeTimeoutMs?: number;
 }
 
 const ROUTE_OPTION_NAMES = Object.freeze([
   'required', 'ttl', 'keyFormat', 'mismatchStatus', 'fingerprintHeaders', 'storedHeaders', 'inFlightWaitMs',
-  'lockTimeoutMs', 'storeResponse',
+  'lockTimeoutMs', 'maxLockHoldMs', 'storeResponse',
 ]);
 const MODULE_OPTION_NAMES = Object.freeze([
   ...ROUTE_OPTION_NAMES, 'headerName', 'account', 'fingerprint', 'errorFormatter', 'applyToAllWrites',
-  'dataSource', 'store', 'purgeIntervalMs', 'purgeBatchSize', 'isGlobal',
+  'dataSource', 'store', 'purgeIntervalMs', 'purgeBatchSize', 'storeTimeoutMs', 'isGlobal',
 ]);
 
 /** Checks `@Idempotent()` options when the decorator is applied, so a mistake stops the app at start-up. */
@@ -165,6 +175,7 @@ export function resolveModuleOptions(options: IdempotencyModuleOptions): Resolve
     applyToAllWrites: options.applyToAllWrites ?? false,
     purgeIntervalMs: options.purgeIntervalMs,
     purgeBatchSize: options.purgeBatchSize ?? DEFAULT_PURGE_BATCH_SIZE,
+    storeTimeoutMs: options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS,
     dataSource: options.dataSource,
     store: options.store,
     routeDefaults,
@@ -183,6 +194,7 @@ export function resolveModuleOptions(options: IdempotencyModuleOptions): Resolve
         ),
         inFlightWaitMs: merged.inFlightWaitMs ?? DEFAULT_IN_FLIGHT_WAIT_MS,
         leaseMs: merged.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
+        maxLockHoldMs: merged.maxLockHoldMs ?? DEFAULT_MAX_LOCK_HOLD_MS,
         storeResponse: merged.storeResponse ?? defaultStoreResponse,
         fingerprint: customFingerprint ?? ((request) => fingerprintRequest(request, fingerprintHeaders)),
       };

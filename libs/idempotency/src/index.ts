@@ -30,6 +30,10 @@ export {
   type IdempotencyStore,
   type StoredResponse,
 } from './store/idempotency-store.js';
-export { TypeOrmIdempotencyStore } from './store/typeorm-idempotency.store.js';
+export {
+  StoreTimeoutError,
+  TypeOrmIdempotencyStore,
+  type TypeOrmIdempotencyStoreOptions,
+} from './store/typeorm-idempotency.store.js';
 export { IdempotencyRecord } from './store/idempotency-record.entity.js';
 export { CreateIdempotencyRecords1764064800000 } from './store/migrations/1764064800000-create-idempotency-records.js';

@@ -31,6 +31,27 @@ interface Statements {
   readonly purge: string;
 }
 
+/** Settings of the TypeORM store. */
+export interface TypeOrmIdempotencyStoreOptions {
+  /**
+   * Every store call settles within this many ms (R18): a database that accepts connections but never
+   * answers makes the call fail instead of hanging the request. Default 5000.
+   */
+  timeoutMs?: number;
+  /** Test seam: claim as on MySQL 8 (no RETURNING) even on MariaDB. */
+  withoutReturning?: boolean;
+}
+
+export const DEFAULT_STORE_TIMEOUT_MS = 5000;
+
+/** A store call that did not settle within the store's timeout. */
+export class StoreTimeoutError extends Error {
+  constructor(timeoutMs: number) {
+    super(`the idempotency store did not answer within ${timeoutMs} ms`);
+    this.name = 'StoreTimeoutError';
+  }
+}
+
 const RECORD_COLUMNS = 'owner_token, fingerprint, state, response_status, response_headers, response_body';
 
 /**
@@ -40,13 +61,16 @@ const RECORD_COLUMNS = 'owner_token, fingerprint, state, response_status, respon
  */
 export class TypeOrmIdempotencyStore implements IdempotencyStore {
   private statements?: Promise<Statements>;
+  private readonly timeoutMs: number;
+  private readonly forceWithoutReturning: boolean;
 
   constructor(
     private readonly dataSource: DataSource,
-    /** Test seam: behave as on MySQL 8 (no RETURNING) even on MariaDB. */
-    private readonly forceWithoutReturning = false,
+    options: TypeOrmIdempotencyStoreOptions = {},
   ) {
     sqlFamilyOf(dataSource.options.type);
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
+    this.forceWithoutReturning = options.withoutReturning ?? false;
   }
 
   async claim(request: ClaimRequest): Promise<ClaimOutcome> {
@@ -112,33 +136,50 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
 
   // MySQL has no INSERT ... RETURNING: the upsert and the read share one transaction so that the
   // row read back is the one this upsert left, under the row lock the upsert took.
-  private async claimWithoutReturning(
-    sql: Statements,
-    params: unknown[],
-    request: ClaimRequest,
-  ): Promise<RecordRow | undefined> {
-    const runner = this.dataSource.createQueryRunner();
-    try {
+  private claimWithoutReturning(sql: Statements, params: unknown[], request: ClaimRequest): Promise<RecordRow | undefined> {
+    return this.withRunner(async (runner) => {
       await runner.startTransaction();
-      await runner.query(sql.claim, params);
-      const result = await runner.query(sql.read, [request.account, request.key], true);
-      await runner.commitTransaction();
-      return (result.records as RecordRow[] | undefined)?.[0];
-    } catch (error) {
-      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
-      throw error;
-    } finally {
-      await runner.release();
-    }
+      try {
+        await runner.query(sql.claim, params);
+        const result = await runner.query(sql.read, [request.account, request.key], true);
+        await runner.commitTransaction();
+        return (result.records as RecordRow[] | undefined)?.[0];
+      } catch (error) {
+        if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+        throw error;
+      }
+    });
   }
 
-  private async run(sql: string, params: unknown[]): Promise<{ records: RecordRow[]; affected: number }> {
-    const runner: QueryRunner = this.dataSource.createQueryRunner();
-    try {
+  private run(sql: string, params: unknown[]): Promise<{ records: RecordRow[]; affected: number }> {
+    return this.withRunner(async (runner) => {
       const result = await runner.query(sql, params, true);
       return { records: (result.records as RecordRow[] | undefined) ?? [], affected: result.affected ?? 0 };
+    });
+  }
+
+  /**
+   * Runs `work` on a connection of its own and settles within the timeout. On timeout the connection
+   * is destroyed rather than returned to the pool: a query stuck on a dead or silent server would
+   * otherwise keep its pool slot forever, and once every slot is stuck the store could never recover
+   * by itself when the database comes back.
+   */
+  private async withRunner<T>(work: (runner: QueryRunner) => Promise<T>): Promise<T> {
+    const runner = this.dataSource.createQueryRunner();
+    const working = work(runner);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        abandon(runner);
+        reject(new StoreTimeoutError(this.timeoutMs));
+      }, this.timeoutMs);
+    });
+    try {
+      return await Promise.race([working, deadline]);
     } finally {
-      await runner.release();
+      clearTimeout(timer);
+      // After a timeout this waits for nothing: the late result, if any, still releases the runner.
+      void working.catch(() => undefined).finally(() => runner.release().catch(() => undefined));
     }
   }
 
@@ -155,7 +196,9 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
     const family = sqlFamilyOf(this.dataSource.options.type);
     let returning = false;
     if (family === 'mysql' && !this.forceWithoutReturning) {
-      const rows = (await this.dataSource.query('SELECT VERSION() AS version')) as Array<{ version: string }>;
+      const rows = (await this.withRunner((runner) => runner.query('SELECT VERSION() AS version'))) as Array<{
+        version: string;
+      }>;
       returning = mariaDbHasReturning(rows[0]?.version ?? '');
     }
     return buildStatements(sqlDialect(family, returning));
@@ -212,6 +255,11 @@ function buildStatements(dialect: SqlDialect): Statements {
     renew: `UPDATE ${table} SET lease_expires_at = ${now} + ? WHERE ${byOwner}`,
     purge: dialect.purgeBatch(`expires_at <= ${now} AND (state = 'completed' OR lease_expires_at <= ${now})`),
   };
+}
+
+function abandon(runner: QueryRunner): void {
+  const connection = (runner as unknown as { databaseConnection?: { destroy?: () => void } }).databaseConnection;
+  connection?.destroy?.();
 }
 
 function foundRecordOf(row: RecordRow): FoundRecord {

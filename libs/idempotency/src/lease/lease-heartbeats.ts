@@ -1,0 +1,65 @@
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { IDEMPOTENCY_STORE, type Claim, type IdempotencyStore } from '../store/idempotency-store.js';
+
+/** A running renewal of one claim's lease; `stop()` ends it. */
+export interface LeaseHeartbeat {
+  stop(): void;
+}
+
+/** How one claim is renewed. */
+export interface HeartbeatPlan {
+  readonly leaseMs: number;
+  /** Renewal stops this long after the claim, so a hung handler cannot hold its key forever. */
+  readonly maxHoldMs: number;
+  /** Called once if a renewal finds the claim taken over (R20, "lost claim"). */
+  readonly onLost: () => void;
+}
+
+/**
+ * Renews in-flight claims while their handlers run (R20): every third of the lease, one renewal
+ * at a time, so a handler slower than the lease keeps its claim while a dead process frees its key
+ * after one lease. Timers are unref'd (they never keep the process alive) and all stop at
+ * application shutdown, after Nest has let in-flight requests finish.
+ */
+@Injectable()
+export class LeaseHeartbeats implements OnApplicationShutdown {
+  private readonly running = new Set<LeaseHeartbeat>();
+
+  constructor(@Inject(IDEMPOTENCY_STORE) private readonly store: IdempotencyStore) {}
+
+  start(claim: Claim, plan: HeartbeatPlan): LeaseHeartbeat {
+    const giveUpAt = performance.now() + plan.maxHoldMs;
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    const heartbeat: LeaseHeartbeat = {
+      stop: () => {
+        stopped = true;
+        clearTimeout(timer);
+        this.running.delete(heartbeat);
+      },
+    };
+    const schedule = (): void => {
+      if (stopped || performance.now() >= giveUpAt) return heartbeat.stop();
+      timer = setTimeout(beat, Math.max(1, Math.floor(plan.leaseMs / 3)));
+      timer.unref();
+    };
+    const beat = (): void => {
+      this.store.renew(claim, plan.leaseMs).then(
+        (renewed) => {
+          if (renewed) return schedule();
+          if (!stopped) plan.onLost();
+          heartbeat.stop();
+        },
+        // The store is briefly unreachable: the lease still holds, try again at the next beat.
+        () => schedule(),
+      );
+    };
+    this.running.add(heartbeat);
+    schedule();
+    return heartbeat;
+  }
+
+  onApplicationShutdown(): void {
+    for (const heartbeat of [...this.running]) heartbeat.stop();
+  }
+}
