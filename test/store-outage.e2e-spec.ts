@@ -1,0 +1,129 @@
+import { randomInt, randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type mysql from 'mysql2/promise';
+import { eventually, runConcurrently, send, startAppProcess, type AppProcess, type RawAnswer } from './support/app-process.js';
+import { connectSql, countRows } from './support/sql-client.js';
+import { TcpProxy } from './support/tcp-proxy.js';
+import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+
+const LEASE_MS = 2000;
+
+function codeOf(answer: RawAnswer): string | undefined {
+  return (JSON.parse(answer.body.toString()) as { error?: { code?: string } }).error?.code;
+}
+
+describe('when the idempotency store cannot be reached (R18)', () => {
+  let database: TestDatabase;
+  let proxy: TcpProxy;
+  let app: AppProcess;
+  let sql: mysql.Connection;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('mariadb', 'store_outage');
+    const direct = new URL(database.databaseUrl ?? '');
+    proxy = new TcpProxy(direct.hostname, Number(direct.port || 3306));
+    await proxy.start();
+    const proxied = new URL(direct);
+    proxied.port = String(proxy.port);
+    app = await startAppProcess({
+      DATABASE_URL: proxied.toString(),
+      IDEMPOTENCY_STORE_TIMEOUT_MS: '1000',
+      IDEMPOTENCY_LOCK_TIMEOUT_MS: String(LEASE_MS),
+      IDEMPOTENCY_IN_FLIGHT_WAIT_MS: '200',
+    });
+    sql = await connectSql(database.databaseUrl ?? '');
+  }, 60_000);
+
+  afterAll(async () => {
+    await app?.stop();
+    await proxy?.stop();
+    await sql?.end();
+    await database?.drop();
+  });
+
+  const exportsOf = (datastreamId: number): Promise<number> =>
+    countRows(sql, 'SELECT COUNT(*) AS n FROM export_jobs WHERE datastream_id = ?', [datastreamId]);
+
+  function newRequest(processingMs = 0) {
+    return { key: randomUUID(), body: { datastreamId: randomInt(1, 2 ** 31), processingMs } };
+  }
+
+  it('fails closed with 503 idempotency_unavailable when the database is cut off mid-load, runs no handler for those requests, and keeps other routes up', async () => {
+    const requests = Array.from({ length: 60 }, () => newRequest(50));
+    const load = runConcurrently(
+      requests.map(({ key, body }, index) => async () => {
+        if (index === 20) proxy.refuse();
+        return send(app.url, 'POST', '/v1/exports', { key, body });
+      }),
+      6,
+    );
+    const answers = await load;
+    proxy.restore();
+
+    const refused = answers.filter((answer) => answer.status === 503);
+    expect(refused.length).toBeGreaterThan(20);
+    for (const [index, answer] of answers.entries()) {
+      // A request the cut caught after its claim may see its own handler fail (500, key released or
+      // left to its lease); none is ever answered as if it succeeded without running.
+      expect([202, 500, 503]).toContain(answer.status);
+      if (answer.status === 503) {
+        expect(codeOf(answer)).toBe('idempotency_unavailable');
+        expect(await exportsOf(requests[index].body.datastreamId)).toBe(0);
+      }
+    }
+
+    // Back online: every request that failed gets through on retry within its lease, exactly once.
+    const failed = requests.filter((_, index) => answers[index].status !== 202);
+    for (const request of failed) {
+      const retried = await eventually(async () => {
+        const answer = await send(app.url, 'POST', '/v1/exports', request);
+        return answer.status === 202 ? answer : undefined;
+      }, Math.ceil((LEASE_MS * 3) / 250), 250);
+      expect(retried.headers.get('idempotency-replayed')).toBeNull();
+      expect(await exportsOf(request.body.datastreamId)).toBe(1);
+    }
+  }, 90_000);
+
+  it('answers 503 instead of hanging when the database accepts connections but never answers, while GET /healthz stays 200', async () => {
+    proxy.blackhole();
+    try {
+      const requests = Array.from({ length: 12 }, () => newRequest());
+      const [answers, health] = await Promise.all([
+        runConcurrently(
+          requests.map(({ key, body }) => () => send(app.url, 'POST', '/v1/exports', { key, body, timeoutMs: 15_000 })),
+          12,
+        ),
+        send(app.url, 'GET', '/healthz'),
+      ]);
+      expect(health.status).toBe(200);
+      expect(answers.map((answer) => [answer.status, codeOf(answer)])).toEqual(
+        answers.map(() => [503, 'idempotency_unavailable']),
+      );
+      for (const { body } of requests) expect(await exportsOf(body.datastreamId)).toBe(0);
+    } finally {
+      proxy.restore();
+    }
+  }, 60_000);
+
+  it('resumes by itself once the database is back, with no key left stuck past its lease', async () => {
+    proxy.refuse();
+    const stuck = newRequest();
+    const during = await send(app.url, 'POST', '/v1/exports', stuck);
+    expect(during.status).toBe(503);
+    proxy.restore();
+
+    const fresh = newRequest();
+    const recovered = await eventually(async () => {
+      const answer = await send(app.url, 'POST', '/v1/exports', fresh);
+      return answer.status === 202 ? answer : undefined;
+    }, 60, 250);
+    expect(recovered.headers.get('idempotency-replayed')).toBeNull();
+    const retried = await eventually(async () => {
+      const answer = await send(app.url, 'POST', '/v1/exports', stuck);
+      return answer.status === 202 ? answer : undefined;
+    }, Math.ceil((LEASE_MS * 3) / 250), 250);
+    expect(retried.status).toBe(202);
+    expect(await exportsOf(stuck.body.datastreamId)).toBe(1);
+    expect(await exportsOf(fresh.body.datastreamId)).toBe(1);
+  }, 60_000);
+});
