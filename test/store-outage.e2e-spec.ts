@@ -72,15 +72,18 @@ describe('when the idempotency store cannot be reached (R18)', () => {
       }
     }
 
-    // Back online: every request that failed gets through on retry within its lease, exactly once.
-    const failed = requests.filter((_, index) => answers[index].status !== 202);
-    for (const request of failed) {
+    // Back online: every request that failed gets through on retry within its lease (no key stays
+    // stuck). One refused with 503 never ran, so its retry runs it exactly once. One that failed with
+    // 500 had its handler cut off mid-write; whether that write committed is unknown to the app, the
+    // gap the README names and the atomic mode closes, so only its recovery is asserted here.
+    for (const [index, request] of requests.entries()) {
+      if (answers[index].status === 202) continue;
       const retried = await eventually(async () => {
         const answer = await send(app.url, 'POST', '/v1/exports', request);
         return answer.status === 202 ? answer : undefined;
       }, Math.ceil((LEASE_MS * 3) / 250), 250);
       expect(retried.headers.get('idempotency-replayed')).toBeNull();
-      expect(await exportsOf(request.body.datastreamId)).toBe(1);
+      if (answers[index].status === 503) expect(await exportsOf(request.body.datastreamId)).toBe(1);
     }
   }, 90_000);
 
