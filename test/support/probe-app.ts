@@ -31,7 +31,7 @@ import {
   Idempotent,
   type IdempotencyModuleOptions,
 } from 'nestjs-idempotency';
-import type { DataSource, DataSourceOptions } from 'typeorm';
+import type { DataSource, DataSourceOptions, Logger as TypeOrmLogger } from 'typeorm';
 import type { HttpPlatform } from '../../src/bootstrap.js';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './test-database.js';
 
@@ -261,6 +261,8 @@ export interface ProbeAppSettings {
   readonly suite: string;
   readonly options?: IdempotencyModuleOptions;
   readonly logger?: LogLevel[];
+  /** Extra DataSource settings, such as a TypeORM `logger` that counts queries. */
+  readonly dataSource?: { readonly logger?: TypeOrmLogger };
 }
 
 export function probeDataSourceOptions(database: TestDatabase): DataSourceOptions {
@@ -278,7 +280,10 @@ export async function startProbeApp(settings: ProbeAppSettings): Promise<Running
   const database = await createTestDatabase(settings.database, `${settings.suite}_${settings.platform}`);
 
   @Module({
-    imports: [TypeOrmModule.forRoot(probeDataSourceOptions(database)), IdempotencyModule.forRoot(settings.options ?? {})],
+    imports: [
+      TypeOrmModule.forRoot({ ...probeDataSourceOptions(database), ...settings.dataSource }),
+      IdempotencyModule.forRoot(settings.options ?? {}),
+    ],
     controllers: [ProbeController],
     providers: [HandlerRuns, { provide: APP_GUARD, useClass: AccountHeaderGuard }],
   })
