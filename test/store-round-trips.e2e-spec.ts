@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { fingerprintRequest, TypeOrmIdempotencyStore, type IdempotencyModuleOptions } from 'nestjs-idempotency';
 import request from 'supertest';
 import type { Logger as TypeOrmLogger } from 'typeorm';
 import { startProbeApp, type RunningProbeApp } from './support/probe-app.js';
@@ -17,52 +18,118 @@ class QueryCounter implements TypeOrmLogger {
   log(): void {}
 }
 
-describe.each(['mariadb', 'sqlite'] as const)('round trips to the store on %s', (database) => {
+async function startCounted(
+  database: 'mariadb' | 'sqlite',
+  suite: string,
+  options: IdempotencyModuleOptions,
+): Promise<{ probe: RunningProbeApp; counter: QueryCounter }> {
   const counter = new QueryCounter();
-  let probe: RunningProbeApp;
+  const probe = await startProbeApp({ database, platform: 'express', suite, options, dataSource: { logger: counter } });
+  // The store reads the server version once per process; that is not a per-request cost.
+  await request(probe.server).post('/probe/echo').set('Idempotency-Key', randomUUID()).send({ warm: true });
+  return { probe, counter };
+}
 
-  beforeAll(async () => {
-    probe = await startProbeApp({ database, platform: 'express', suite: 'round_trips', dataSource: { logger: counter } });
-    // The store reads the server version once per process; that is not a per-request cost.
-    await request(probe.server).post('/probe/echo').set('Idempotency-Key', randomUUID()).send({ warm: true });
+// /probe/echo touches no database itself, so every statement counted is the library's.
+describe.each(['mariadb', 'sqlite'] as const)('round trips to the store on %s', (database) => {
+  describe('seen from an instance that has not cached the response (replayCache: false)', () => {
+    let probe: RunningProbeApp;
+    let counter: QueryCounter;
+
+    beforeAll(async () => {
+      ({ probe, counter } = await startCounted(database, 'round_trips', { replayCache: false }));
+    });
+    afterAll(async () => {
+      await probe?.close();
+    });
+    beforeEach(() => {
+      counter.queries.length = 0;
+    });
+
+    it('costs exactly 2 statements for a fresh request: the claim and the completion (R8)', async () => {
+      await request(probe.server).post('/probe/echo').set('Idempotency-Key', randomUUID()).send({ n: 1 }).expect(201);
+      expect(counter.queries).toHaveLength(2);
+      expect(counter.queries[0]).toMatch(/^INSERT INTO/);
+      expect(counter.queries[1]).toMatch(/^UPDATE/);
+    });
+
+    it('costs exactly 1 statement for a replay (R9)', async () => {
+      const key = randomUUID();
+      await request(probe.server).post('/probe/echo').set('Idempotency-Key', key).send({ n: 2 }).expect(201);
+      counter.queries.length = 0;
+      const replay = await request(probe.server).post('/probe/echo').set('Idempotency-Key', key).send({ n: 2 }).expect(201);
+      expect(replay.headers['idempotency-replayed']).toBe('true');
+      expect(counter.queries).toHaveLength(1);
+    });
+
+    it('costs exactly 1 statement for a mismatch (R10)', async () => {
+      const key = randomUUID();
+      await request(probe.server).post('/probe/echo').set('Idempotency-Key', key).send({ n: 3 }).expect(201);
+      counter.queries.length = 0;
+      await request(probe.server).post('/probe/echo').set('Idempotency-Key', key).send({ n: 4 }).expect(422);
+      expect(counter.queries).toHaveLength(1);
+    });
+
+    it('costs nothing for a request without a key or a route without idempotency (R2)', async () => {
+      await request(probe.server).post('/probe/echo').send({ n: 5 }).expect(201);
+      await request(probe.server).post('/probe/plain').set('Idempotency-Key', randomUUID()).send({ n: 5 }).expect(201);
+      expect(counter.queries).toHaveLength(0);
+    });
   });
 
-  afterAll(async () => {
-    await probe?.close();
-  });
+  describe('with the replay cache (the default)', () => {
+    let probe: RunningProbeApp;
+    let counter: QueryCounter;
 
-  beforeEach(() => {
-    counter.queries.length = 0;
-  });
+    beforeAll(async () => {
+      ({ probe, counter } = await startCounted(database, 'round_trips_cached', {}));
+    });
+    afterAll(async () => {
+      await probe?.close();
+    });
 
-  // /probe/echo touches no database itself, so every statement counted is the library's.
-  it('costs exactly 2 statements for a fresh request: the claim and the completion (R8)', async () => {
-    await request(probe.server).post('/probe/echo').set('Idempotency-Key', randomUUID()).send({ n: 1 }).expect(201);
-    expect(counter.queries).toHaveLength(2);
-    expect(counter.queries[0]).toMatch(/^INSERT INTO/);
-    expect(counter.queries[1]).toMatch(/^UPDATE/);
-  });
+    it('still costs 2 statements for a fresh request, then nothing for its replays and mismatches on this instance (R9, R10)', async () => {
+      const key = randomUUID();
+      counter.queries.length = 0;
+      const first = await request(probe.server).post('/probe/echo').set('Idempotency-Key', key).send({ n: 6 }).expect(201);
+      expect(counter.queries).toHaveLength(2);
+      const replays = [];
+      for (let i = 0; i < 3; i++) {
+        replays.push(await request(probe.server).post('/probe/echo').set('Idempotency-Key', key).send({ n: 6 }).expect(201));
+      }
+      await request(probe.server).post('/probe/echo').set('Idempotency-Key', key).send({ n: 7 }).expect(422);
+      expect(counter.queries).toHaveLength(2);
+      for (const replay of replays) {
+        expect(replay.headers['idempotency-replayed']).toBe('true');
+        expect(replay.text).toBe(first.text);
+      }
+    });
 
-  it('costs exactly 1 statement for a replay (R9)', async () => {
-    const key = randomUUID();
-    await request(probe.server).post('/probe/echo').set('Idempotency-Key', key).send({ n: 2 }).expect(201);
-    counter.queries.length = 0;
-    const replay = await request(probe.server).post('/probe/echo').set('Idempotency-Key', key).send({ n: 2 }).expect(201);
-    expect(replay.headers['idempotency-replayed']).toBe('true');
-    expect(counter.queries).toHaveLength(1);
-  });
+    it('reads a response another instance stored with one statement, then serves it from the cache (R9)', async () => {
+      const key = randomUUID();
+      // Stored as another instance would store it: through a store of its own, not this app's cache.
+      const elsewhere = new TypeOrmIdempotencyStore(probe.dataSource);
+      const fingerprint = fingerprintRequest({
+        method: 'POST',
+        path: '/probe/echo',
+        query: '',
+        headers: { 'content-type': 'application/json' },
+        body: { n: 8 },
+        rawBody: undefined,
+      });
+      const claimed = await elsewhere.claim({ account: '', key, fingerprint, ttlMs: 60_000, leaseMs: 60_000, route: 'elsewhere' });
+      if (claimed.status !== 'claimed') throw new Error('the key was not free');
+      const body = Buffer.from('{"stored":"elsewhere"}');
+      await elsewhere.complete(claimed.claim, { status: 201, headers: { 'content-type': 'application/json' }, body }, 60_000);
 
-  it('costs exactly 1 statement for a mismatch (R10)', async () => {
-    const key = randomUUID();
-    await request(probe.server).post('/probe/echo').set('Idempotency-Key', key).send({ n: 3 }).expect(201);
-    counter.queries.length = 0;
-    await request(probe.server).post('/probe/echo').set('Idempotency-Key', key).send({ n: 4 }).expect(422);
-    expect(counter.queries).toHaveLength(1);
-  });
-
-  it('costs nothing for a request without a key or a route without idempotency (R2)', async () => {
-    await request(probe.server).post('/probe/echo').send({ n: 5 }).expect(201);
-    await request(probe.server).post('/probe/plain').set('Idempotency-Key', randomUUID()).send({ n: 5 }).expect(201);
-    expect(counter.queries).toHaveLength(0);
+      counter.queries.length = 0;
+      const first = await request(probe.server).post('/probe/echo').set('Idempotency-Key', key).send({ n: 8 }).expect(201);
+      expect(counter.queries).toHaveLength(1);
+      const second = await request(probe.server).post('/probe/echo').set('Idempotency-Key', key).send({ n: 8 }).expect(201);
+      expect(counter.queries).toHaveLength(1);
+      expect(first.text).toBe(body.toString());
+      expect(second.text).toBe(body.toString());
+      expect(second.headers['idempotency-replayed']).toBe('true');
+    });
   });
 });

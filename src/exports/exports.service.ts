@@ -13,15 +13,16 @@ export class ExportsService {
 
   async queue(account: string, request: CreateExportDto): Promise<ExportJob> {
     if (request.processingMs) await sleep(request.processingMs);
-    return this.jobs.save(
-      this.jobs.create({
-        id: `exp_${randomUUID().replaceAll('-', '')}`,
-        account,
-        datastreamId: request.datastreamId,
-        status: 'queued',
-        createdAt: new Date().toISOString(),
-      }),
-    );
+    const job = this.jobs.create({
+      id: `exp_${randomUUID().replaceAll('-', '')}`,
+      account,
+      datastreamId: request.datastreamId,
+      status: 'queued',
+      createdAt: new Date().toISOString(),
+    });
+    // insert, not save: save() reads the row first to choose between INSERT and UPDATE.
+    await this.jobs.insert(job);
+    return job;
   }
 
   async remove(account: string, id: string): Promise<void> {

@@ -30,7 +30,9 @@ export class PaymentsService {
       status: 'succeeded',
       createdAt: new Date().toISOString(),
     });
-    return this.payments.save(payment);
+    // insert, not save: save() reads the row first to choose between INSERT and UPDATE.
+    await this.payments.insert(payment);
+    return payment;
   }
 
   list(account: string): Promise<Payment[]> {

@@ -187,6 +187,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
   }
 
   private log(keyed: KeyedRequest, outcome: string, level: 'debug' | 'warn' = 'debug'): void {
+    // Skip building the line on the hot path when nobody would read it.
+    if (!Logger.isLevelEnabled(level)) return;
     const { account, key } = keyed.claimRequest;
     this.logger[level](`${outcome} account=${JSON.stringify(account)} key=${key} route=${keyed.exchange.routeLabel}`);
   }

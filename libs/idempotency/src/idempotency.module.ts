@@ -11,6 +11,7 @@ import { IdempotencyService } from './idempotency.service.js';
 import { IdempotentRoutes } from './idempotent-routes.js';
 import { LeaseHeartbeats } from './lease/lease-heartbeats.js';
 import { IDEMPOTENCY_STORE, type IdempotencyStore } from './store/idempotency-store.js';
+import { ReplayCachingStore } from './store/replay-cache.store.js';
 import { TypeOrmIdempotencyStore } from './store/typeorm-idempotency.store.js';
 
 const providers: Provider[] = [
@@ -23,15 +24,8 @@ const providers: Provider[] = [
     provide: IDEMPOTENCY_STORE,
     inject: [RESOLVED_OPTIONS, { token: DataSource, optional: true }],
     useFactory: (options: ResolvedModuleOptions, injected?: DataSource): IdempotencyStore => {
-      if (options.store) return options.store;
-      const dataSource = options.dataSource ?? injected;
-      if (!dataSource) {
-        throw new Error(
-          'nestjs-idempotency: no store. Import TypeOrmModule.forRoot(...) so that its DataSource can be used, ' +
-            'or pass "dataSource" (or your own "store") to IdempotencyModule.forRoot().',
-        );
-      }
-      return new TypeOrmIdempotencyStore(dataSource, { timeoutMs: options.storeTimeoutMs });
+      const store = options.store ?? typeOrmStore(options, injected);
+      return options.replayCache === false ? store : new ReplayCachingStore(store, options.replayCache);
     },
   },
   IdempotentRoutes,
@@ -42,6 +36,17 @@ const providers: Provider[] = [
   { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
   { provide: APP_FILTER, useClass: IdempotencyErrorFilter },
 ];
+
+function typeOrmStore(options: ResolvedModuleOptions, injected: DataSource | undefined): IdempotencyStore {
+  const dataSource = options.dataSource ?? injected;
+  if (!dataSource) {
+    throw new Error(
+      'nestjs-idempotency: no store. Import TypeOrmModule.forRoot(...) so that its DataSource can be used, ' +
+        'or pass "dataSource" (or your own "store") to IdempotencyModule.forRoot().',
+    );
+  }
+  return new TypeOrmIdempotencyStore(dataSource, { timeoutMs: options.storeTimeoutMs });
+}
 
 /**
  * Idempotency-Key support for the whole application: `IdempotencyModule.forRoot({...})` or

@@ -21,12 +21,13 @@ import type { IdempotencyKeyFormat } from './key/idempotency-key.parser.js';
 import { assertStorableHeaders, DEFAULT_STORED_HEADERS } from './response/stored-headers.js';
 import { defaultStoreResponse, type StoreResponsePredicate } from './response/stored-status-policy.js';
 import type { IdempotencyStore } from './store/idempotency-store.js';
+import type { ReplayCacheOptions } from './store/replay-cache.store.js';
 
 /** Options that a route can set in `@Idempotent({...})`, overriding the module's. */
 export interface IdempotencyRouteOptions {
   /** Answer a request without a key with 400 `idempotency_key_missing` (R2). Default false. */
   required?: boolean;
-  /** How long a stored response lives after its last use, in ms (R12). Default 24 h. */
+  /** How long a stored response lives after it was stored, in ms (R12). Default 24 h. */
   ttl?: number;
   /** `'uuid'` (default), `'token'` (1-255 printable ASCII) or your own check (R3). */
   keyFormat?: IdempotencyKeyFormat;
@@ -68,6 +69,11 @@ export interface IdempotencyModuleOptions extends IdempotencyRouteOptions {
   purgeBatchSize?: number;
   /** A store call that takes longer fails the request with 503 instead of hanging it (R18). Default 5000. */
   storeTimeoutMs?: number;
+  /**
+   * Keep completed responses in process memory so repeated retries skip the database; `false`
+   * turns it off. Default `{ maxEntries: 1000, maxBytes: 8 MiB, maxAgeMs: 60 s }`.
+   */
+  replayCache?: false | ReplayCacheOptions;
 }
 
 /** Everything a route needs, with defaults filled in: resolved once per handler. */
@@ -93,6 +99,7 @@ export interface ResolvedModuleOptions {
   readonly purgeIntervalMs: number | undefined;
   readonly purgeBatchSize: number;
   readonly storeTimeoutMs: number;
+  readonly replayCache: false | ReplayCacheOptions;
   readonly dataSource: DataSource | undefined;
   readonly store: IdempotencyStore | undefined;
   /** Module-level route defaults; `@Idempotent({...})` overrides them per route. */
@@ -110,6 +117,21 @@ const MAX_DURATION_MS = 366 * 24 * 60 * 60 * 1000;
 
 const IsFunctionOption = (message: string) =>
   ValidateBy({ name: 'isFunctionOption', validator: { validate: (v) => typeof v === 'function', defaultMessage: () => message } });
+
+const IsReplayCacheOption = () =>
+  ValidateBy({
+    name: 'isReplayCacheOption',
+    validator: {
+      validate: (value) =>
+        value === false ||
+        (value !== null &&
+          typeof value === 'object' &&
+          Object.entries(value as object).every(
+            ([name, limit]) => ['maxEntries', 'maxBytes', 'maxAgeMs'].includes(name) && Number.isInteger(limit) && (limit as number) > 0,
+          )),
+      defaultMessage: () => 'replayCache must be false or { maxEntries?, maxBytes?, maxAgeMs? } with positive whole numbers',
+    },
+  });
 
 const IsKeyFormat = () =>
   ValidateBy({
@@ -147,6 +169,7 @@ class ModuleOptionsSchema extends RouteOptionsSchema {
   @IsOptional() @IsInt() @Min(1000) purgeIntervalMs?: number;
   @IsOptional() @IsInt() @Min(1) @Max(10_000) purgeBatchSize?: number;
   @IsOptional() @IsInt() @Min(10) @Max(MAX_DURATION_MS) storeTimeoutMs?: number;
+  @IsOptional() @IsReplayCacheOption() replayCache?: unknown;
 }
 
 const ROUTE_OPTION_NAMES = Object.freeze([
@@ -155,7 +178,7 @@ const ROUTE_OPTION_NAMES = Object.freeze([
 ]);
 const MODULE_OPTION_NAMES = Object.freeze([
   ...ROUTE_OPTION_NAMES, 'headerName', 'account', 'fingerprint', 'errorFormatter', 'applyToAllWrites',
-  'dataSource', 'store', 'purgeIntervalMs', 'purgeBatchSize', 'storeTimeoutMs', 'isGlobal',
+  'dataSource', 'store', 'purgeIntervalMs', 'purgeBatchSize', 'storeTimeoutMs', 'replayCache', 'isGlobal',
 ]);
 
 /** Checks `@Idempotent()` options when the decorator is applied, so a mistake stops the app at start-up. */
@@ -176,6 +199,7 @@ export function resolveModuleOptions(options: IdempotencyModuleOptions): Resolve
     purgeIntervalMs: options.purgeIntervalMs,
     purgeBatchSize: options.purgeBatchSize ?? DEFAULT_PURGE_BATCH_SIZE,
     storeTimeoutMs: options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS,
+    replayCache: options.replayCache ?? {},
     dataSource: options.dataSource,
     store: options.store,
     routeDefaults,

@@ -35,5 +35,6 @@ export {
   TypeOrmIdempotencyStore,
   type TypeOrmIdempotencyStoreOptions,
 } from './store/typeorm-idempotency.store.js';
+export { ReplayCachingStore, type ReplayCacheOptions } from './store/replay-cache.store.js';
 export { IdempotencyRecord } from './store/idempotency-record.entity.js';
 export { CreateIdempotencyRecords1764064800000 } from './store/migrations/1764064800000-create-idempotency-records.js';

@@ -42,10 +42,20 @@ interface PlatformRequest {
   rawBody?: unknown;
 }
 
+// The guard and the interceptor both look at each request: build its view once.
+const exchanges = new WeakMap<object, HttpExchange>();
+
 export function httpExchangeOf(context: ExecutionContext): HttpExchange {
   const http = context.switchToHttp();
   const request = http.getRequest<PlatformRequest>();
-  const response = http.getResponse<{ raw?: unknown }>();
+  const known = exchanges.get(request);
+  if (known) return known;
+  const exchange = buildExchange(context, request, http.getResponse<{ raw?: unknown }>());
+  exchanges.set(request, exchange);
+  return exchange;
+}
+
+function buildExchange(context: ExecutionContext, request: PlatformRequest, response: { raw?: unknown }): HttpExchange {
   const incoming = request instanceof IncomingMessage ? request : request.raw;
   const outgoing = response instanceof ServerResponse ? response : response.raw;
   if (!(incoming instanceof IncomingMessage) || !(outgoing instanceof ServerResponse)) {

@@ -4,7 +4,7 @@ import { waitForSettledRecord } from './in-flight-wait.js';
 
 const inFlight: FoundRecord = { status: 'in_flight', fingerprint: 'f', leaseRemainingMs: 10_000 };
 const response: StoredResponse = { status: 201, headers: {}, body: Buffer.from('{}') };
-const completed: FoundRecord = { status: 'completed', fingerprint: 'f', response };
+const completed: FoundRecord = { status: 'completed', fingerprint: 'f', response, expiresInMs: 60_000 };
 
 describe('waitForSettledRecord (R11)', () => {
   it('polls until the first request completes and returns its record', async () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { Claim, IdempotencyStore } from '../store/idempotency-store.js';
 import { LeaseHeartbeats } from './lease-heartbeats.js';
 
-const claim: Claim = { account: 'acme', key: 'k', ownerToken: 'owner-1' };
+const claim: Claim = { account: 'acme', key: 'k', fingerprint: 'f', ownerToken: 'owner-1' };
 
 /** Records renewals; answers each with the next of `answers` (true when they run out). */
 function renewingStore(answers: Array<boolean | Error> = []): { store: IdempotencyStore; renewals: number[] } {

@@ -10,6 +10,18 @@ const BODY_HEADERS = ['content-type', 'content-length', 'etag', 'last-modified',
 
 type Method = (...args: unknown[]) => unknown;
 
+// One set per route's stored-header list, built on its first replay rather than on every one.
+const replacedByRoute = new WeakMap<ReadonlySet<string>, ReadonlySet<string>>();
+
+function replacedHeadersFor(storedHeaderNames: ReadonlySet<string>): ReadonlySet<string> {
+  let replaced = replacedByRoute.get(storedHeaderNames);
+  if (!replaced) {
+    replaced = new Set([...BODY_HEADERS, ...storedHeaderNames, REPLAYED_HEADER.toLowerCase()]);
+    replacedByRoute.set(storedHeaderNames, replaced);
+  }
+  return replaced;
+}
+
 /**
  * Lets Nest answer the request as usual, then swaps what it writes for the stored response: the
  * stored status, headers and body bytes (R9). Headers the platform adds per request (CORS, security
@@ -22,7 +34,7 @@ export function replayStoredResponse(
 ): void {
   const target = response as unknown as Record<'writeHead' | 'write' | 'end', Method>;
   const original = { writeHead: target.writeHead, write: target.write, end: target.end };
-  const replaced = new Set([...BODY_HEADERS, ...storedHeaderNames, REPLAYED_HEADER.toLowerCase()]);
+  const replaced = replacedHeadersFor(storedHeaderNames);
   const platformHeaders: OutgoingHttpHeaders = {};
 
   target.writeHead = function (...args: unknown[]) {

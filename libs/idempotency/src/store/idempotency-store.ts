@@ -11,7 +11,7 @@ export interface ClaimRequest {
   readonly account: string;
   readonly key: string;
   readonly fingerprint: string;
-  /** How long a completed record lives without being used (R12). */
+  /** How long a completed record lives after its response is stored (R12). */
   readonly ttlMs: number;
   /** How long the claim holds if its owner stops renewing it (R20). */
   readonly leaseMs: number;
@@ -23,13 +23,21 @@ export interface ClaimRequest {
 export interface Claim {
   readonly account: string;
   readonly key: string;
+  /** The fingerprint of the request that holds the claim. */
+  readonly fingerprint: string;
   readonly ownerToken: string;
 }
 
 /** A record someone else holds: still running, or finished with a stored response. */
 export type FoundRecord =
   | { readonly status: 'in_flight'; readonly fingerprint: string; readonly leaseRemainingMs: number }
-  | { readonly status: 'completed'; readonly fingerprint: string; readonly response: StoredResponse };
+  | {
+      readonly status: 'completed';
+      readonly fingerprint: string;
+      readonly response: StoredResponse;
+      /** How long the record still lives, by the database's clock, when it was read. */
+      readonly expiresInMs: number;
+    };
 
 /** What a claim found; `claimed` means this caller, and only this caller, now runs the handler. */
 export type ClaimOutcome = { readonly status: 'claimed'; readonly claim: Claim } | FoundRecord;
@@ -43,8 +51,8 @@ export type ClaimOutcome = { readonly status: 'claimed'; readonly claim: Claim }
  *   `claimed`; every other one reads the winner's record. A key whose record has expired, or whose
  *   in-flight lease has ended, is taken over in that same atomic step (a read, then a write, would
  *   let two retries both take over a dead claim and both run the handler). A caller that finds a
- *   completed record with its own fingerprint extends the record's life by `ttlMs` (R12 counts from
- *   the last use); any other finding changes nothing (R16a).
+ *   live record changes nothing (R16a): not even its expiry, so that a replay writes nothing and
+ *   commits nothing, and replays of one key never queue behind each other's log flush.
  * - `complete`, `release` and `renew` are compare-and-set on the owner token: an owner whose claim
  *   was taken over changes nothing and gets `false` (R20). They must not check the lease: an owner
  *   whose lease ran out while nobody took over still holds the only claim, and completing it is

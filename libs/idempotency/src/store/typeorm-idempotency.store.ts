@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { DataSource, QueryRunner } from 'typeorm';
+import { QueryFailedError, type DataSource, type QueryRunner } from 'typeorm';
 import type {
   Claim,
   ClaimOutcome,
@@ -18,7 +18,7 @@ interface RecordRow {
   response_headers: string | null;
   response_body: Buffer | Uint8Array | string | null;
   lease_remaining_ms: number | string;
-  ttl_remaining_ms?: number | string;
+  ttl_remaining_ms: number | string;
 }
 
 interface Statements {
@@ -90,7 +90,8 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
       : await this.claimWithoutReturning(sql, params, request);
     if (!row) throw new Error('nestjs-idempotency: the claim statement returned no row');
     if (row.owner_token === ownerToken) {
-      return { status: 'claimed', claim: { account: request.account, key: request.key, ownerToken } };
+      const { account, key, fingerprint } = request;
+      return { status: 'claimed', claim: { account, key, fingerprint, ownerToken } };
     }
     return foundRecordOf(row);
   }
@@ -131,7 +132,8 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
 
   async purgeExpired(limit: number): Promise<number> {
     const sql = await this.prepared();
-    return (await this.run(sql.purge, [limit])).affected;
+    // Not prepared: LIMIT takes an integer, and the binary protocol would send the number as a double.
+    return (await this.run(sql.purge, [limit], false)).affected;
   }
 
   // MySQL has no INSERT ... RETURNING: the upsert and the read share one transaction so that the
@@ -151,8 +153,15 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
     });
   }
 
-  private run(sql: string, params: unknown[]): Promise<{ records: RecordRow[]; affected: number }> {
+  private run(
+    sql: string,
+    params: unknown[],
+    prepared = true,
+  ): Promise<{ records: RecordRow[]; affected: number }> {
     return this.withRunner(async (runner) => {
+      if (prepared && sqlFamilyOf(this.dataSource.options.type) === 'mysql') {
+        return executePrepared(this.dataSource, runner, sql, params);
+      }
       const result = await runner.query(sql, params, true);
       return { records: (result.records as RecordRow[] | undefined) ?? [], affected: result.affected ?? 0 };
     });
@@ -216,12 +225,15 @@ export function mariaDbHasReturning(version: string): boolean {
 function buildStatements(dialect: SqlDialect): Statements {
   const { table, nowMs: now } = dialect;
   const p = (column: string): string => dialect.proposed(column);
+  // Inside the conflict clause the proposed row's created_at is the database's now: naming it
+  // instead of repeating the clock expression keeps the statement short to send and to parse.
+  const claimNow = p('created_at');
   // A completed record past its ttl, or an in-flight claim whose owner stopped renewing its lease.
   // A dead claim is taken over by a retry of the same request only (another body gets 422 until the
   // ttl has passed too), so that a key never silently changes meaning while its first use is recent.
   const takeover =
-    `(state = 'completed' AND expires_at <= ${now}) OR ` +
-    `(state = 'in_flight' AND lease_expires_at <= ${now} AND (fingerprint = ${p('fingerprint')} OR expires_at <= ${now}))`;
+    `(state = 'completed' AND expires_at <= ${claimNow}) OR ` +
+    `(state = 'in_flight' AND lease_expires_at <= ${claimNow} AND (fingerprint = ${p('fingerprint')} OR expires_at <= ${claimNow}))`;
   const won = dialect.won(takeover);
   const ifWon = (column: string, value: string): string => `${column} = CASE WHEN ${won} THEN ${value} ELSE ${column} END`;
   const upsert =
@@ -231,8 +243,7 @@ function buildStatements(dialect: SqlDialect): Statements {
     [
       // First: MySQL's later assignments test whether this one took the owner token.
       `owner_token = CASE WHEN ${takeover} THEN ${p('owner_token')} ELSE owner_token END`,
-      // A replay is a use: the record lives `ttl` from its last use (R12).
-      `expires_at = CASE WHEN ${won} OR (state = 'completed' AND fingerprint = ${p('fingerprint')}) THEN ${p('expires_at')} ELSE expires_at END`,
+      ifWon('expires_at', p('expires_at')),
       ifWon('fingerprint', p('fingerprint')),
       ifWon('state', "'in_flight'"),
       ifWon('route', p('route')),
@@ -257,6 +268,36 @@ function buildStatements(dialect: SqlDialect): Statements {
   };
 }
 
+interface MysqlConnection {
+  execute(sql: string, params: unknown[], done: (error: Error | null, result: unknown) => void): void;
+}
+
+/**
+ * MySQL only: the store's statements run as server-side prepared statements on the driver's own
+ * connection (mysql2 caches them per connection), so the server parses the long claim statement
+ * once per connection instead of once per request. Each is still reported to the DataSource's
+ * logger, as TypeORM's own queries are.
+ */
+async function executePrepared(
+  dataSource: DataSource,
+  runner: QueryRunner,
+  sql: string,
+  params: unknown[],
+): Promise<{ records: RecordRow[]; affected: number }> {
+  const connection = (await runner.connect()) as MysqlConnection;
+  dataSource.logger.logQuery(sql, params, runner);
+  const raw = await new Promise<unknown>((resolve, reject) =>
+    connection.execute(sql, params, (error, result) => {
+      if (!error) return resolve(result);
+      dataSource.logger.logQueryError(error, sql, params, runner);
+      reject(new QueryFailedError(sql, params, error));
+    }),
+  );
+  return Array.isArray(raw)
+    ? { records: raw as RecordRow[], affected: 0 }
+    : { records: [], affected: (raw as { affectedRows?: number }).affectedRows ?? 0 };
+}
+
 function abandon(runner: QueryRunner): void {
   const connection = (runner as unknown as { databaseConnection?: { destroy?: () => void } }).databaseConnection;
   connection?.destroy?.();
@@ -272,6 +313,7 @@ function foundRecordOf(row: RecordRow): FoundRecord {
         headers: row.response_headers ? (JSON.parse(row.response_headers) as Record<string, string | string[]>) : {},
         body: toBuffer(row.response_body),
       },
+      expiresInMs: Number(row.ttl_remaining_ms),
     };
   }
   return { status: 'in_flight', fingerprint: row.fingerprint, leaseRemainingMs: Number(row.lease_remaining_ms) };

@@ -1,0 +1,130 @@
+import type {
+  Claim,
+  ClaimOutcome,
+  ClaimRequest,
+  FoundRecord,
+  IdempotencyStore,
+  StoredResponse,
+} from './idempotency-store.js';
+
+/** Limits of the in-process cache of completed responses. */
+export interface ReplayCacheOptions {
+  /** Responses kept at most. Default 1000. */
+  maxEntries?: number;
+  /** Bytes of response bodies kept at most. Default 8 MiB. */
+  maxBytes?: number;
+  /** How long one instance trusts a cached response before asking the store again. Default 60 s. */
+  maxAgeMs?: number;
+}
+
+type Completed = Extract<FoundRecord, { status: 'completed' }>;
+
+interface Entry {
+  readonly record: Completed;
+  /** performance.now() after which the entry is not used: never later than the record's expiry. */
+  readonly usableUntil: number;
+}
+
+const DEFAULTS: Required<ReplayCacheOptions> = { maxEntries: 1000, maxBytes: 8 * 1024 * 1024, maxAgeMs: 60_000 };
+
+/**
+ * Wraps a store with a cache of completed records, so a retry storm on one instance is answered
+ * without a database round trip. This is safe because a completed record never changes before it
+ * expires: no method of the store contract writes a live completed record (only an expired one is
+ * taken over, only an expired one is purged).
+ *
+ * Time: an entry is used only for the record's remaining life *as the database reported it*,
+ * counted on this process's monotonic clock from before the request was sent, so it ends no later
+ * than the database's expiry (R19: no wall clock is compared with a stored time), and at most
+ * `maxAgeMs`, which bounds clock-rate drift and how long an operator's manual deletion goes unseen.
+ */
+export class ReplayCachingStore implements IdempotencyStore {
+  private readonly entries = new Map<string, Entry>();
+  private bytes = 0;
+  private readonly limits: Required<ReplayCacheOptions>;
+
+  constructor(
+    private readonly store: IdempotencyStore,
+    options: ReplayCacheOptions = {},
+  ) {
+    this.limits = { ...DEFAULTS, ...options };
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimOutcome> {
+    const cached = this.lookup(request.account, request.key);
+    if (cached) return cached;
+    const sentAt = performance.now();
+    const outcome = await this.store.claim(request);
+    if (outcome.status === 'completed') this.remember(request.account, request.key, outcome, sentAt);
+    return outcome;
+  }
+
+  async inspect(account: string, key: string): Promise<FoundRecord | undefined> {
+    const sentAt = performance.now();
+    const found = await this.store.inspect(account, key);
+    if (found?.status === 'completed') this.remember(account, key, found, sentAt);
+    return found;
+  }
+
+  async complete(claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean> {
+    // Counted from before the write: the database's expiry is later than this.
+    const sentAt = performance.now();
+    const completed = await this.store.complete(claim, response, ttlMs);
+    if (completed) {
+      const record: Completed = { status: 'completed', fingerprint: claim.fingerprint, response, expiresInMs: ttlMs };
+      this.remember(claim.account, claim.key, record, sentAt);
+    }
+    return completed;
+  }
+
+  release(claim: Claim): Promise<boolean> {
+    return this.store.release(claim);
+  }
+
+  renew(claim: Claim, leaseMs: number): Promise<boolean> {
+    return this.store.renew(claim, leaseMs);
+  }
+
+  purgeExpired(limit: number): Promise<number> {
+    return this.store.purgeExpired(limit);
+  }
+
+  private lookup(account: string, key: string): Completed | undefined {
+    const id = cacheKey(account, key);
+    const entry = this.entries.get(id);
+    if (!entry) return undefined;
+    if (performance.now() >= entry.usableUntil) {
+      this.forget(id, entry);
+      return undefined;
+    }
+    // Most recently used last: eviction takes from the front.
+    this.entries.delete(id);
+    this.entries.set(id, entry);
+    return entry.record;
+  }
+
+  private remember(account: string, key: string, record: Completed, sentAt: number): void {
+    const size = record.response.body.length;
+    if (size > this.limits.maxBytes) return;
+    const id = cacheKey(account, key);
+    const previous = this.entries.get(id);
+    if (previous) this.forget(id, previous);
+    const usableUntil = sentAt + Math.min(record.expiresInMs, this.limits.maxAgeMs);
+    this.entries.set(id, { record, usableUntil });
+    this.bytes += size;
+    for (const [oldestId, oldest] of this.entries) {
+      if (this.entries.size <= this.limits.maxEntries && this.bytes <= this.limits.maxBytes) break;
+      this.forget(oldestId, oldest);
+    }
+  }
+
+  private forget(id: string, entry: Entry): void {
+    this.entries.delete(id);
+    this.bytes -= entry.record.response.body.length;
+  }
+}
+
+function cacheKey(account: string, key: string): string {
+  // The length prefix keeps ("a:b", "c") and ("a", "b:c") apart.
+  return `${account.length}:${account}:${key}`;
+}
