@@ -11,6 +11,8 @@ export interface AppConfig {
     readonly lockTimeoutMs?: number;
     readonly inFlightWaitMs?: number;
     readonly storeTimeoutMs?: number;
+    /** `IDEMPOTENCY_REPLAY_CACHE=off` turns the in-process replay cache off. */
+    readonly replayCache?: false;
   };
 }
 
@@ -26,6 +28,7 @@ export function loadAppConfig(env: NodeJS.ProcessEnv): AppConfig {
       lockTimeoutMs: parseMs('IDEMPOTENCY_LOCK_TIMEOUT_MS', env.IDEMPOTENCY_LOCK_TIMEOUT_MS),
       inFlightWaitMs: parseMs('IDEMPOTENCY_IN_FLIGHT_WAIT_MS', env.IDEMPOTENCY_IN_FLIGHT_WAIT_MS),
       storeTimeoutMs: parseMs('IDEMPOTENCY_STORE_TIMEOUT_MS', env.IDEMPOTENCY_STORE_TIMEOUT_MS),
+      replayCache: env.IDEMPOTENCY_REPLAY_CACHE === 'off' ? false : undefined,
     },
   };
 }

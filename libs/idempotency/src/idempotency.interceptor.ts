@@ -6,7 +6,7 @@ import {
   type ExecutionContext,
   type NestInterceptor,
 } from '@nestjs/common';
-import { defer, mergeAll, of, tap, type Observable } from 'rxjs';
+import { of, tap, type Observable } from 'rxjs';
 import { storedAccount } from './account/account-resolver.js';
 import { IdempotencyConflictError } from './errors/idempotency-conflict.error.js';
 import { IdempotencyKeyReuseError } from './errors/idempotency-key-reuse.error.js';
@@ -51,13 +51,13 @@ export class IdempotencyInterceptor implements NestInterceptor {
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedModuleOptions,
   ) {}
 
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+  async intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
     if (context.getType() !== 'http') return next.handle();
     const exchange = httpExchangeOf(context);
     const route = this.routes.optionsFor(context, exchange.fingerprintInput.method);
     const key = requestKeyOf(exchange.incoming);
     if (!route || key === undefined) return next.handle();
-    return defer(async () => this.decide(await this.prepare(exchange, route, key), next)).pipe(mergeAll());
+    return this.decide(await this.prepare(exchange, route, key), next);
   }
 
   private async prepare(exchange: HttpExchange, route: ResolvedRouteOptions, key: string): Promise<KeyedRequest> {

@@ -1,5 +1,3 @@
-import type { Hash } from 'node:crypto';
-
 type Frame =
   | { kind: 'array'; items: readonly unknown[]; next: number }
   | { kind: 'object'; source: Record<string, unknown>; keys: string[]; next: number; wroteMember: boolean };
@@ -51,9 +49,26 @@ export function canonicalJson(value: unknown): string {
   return text;
 }
 
-/** Streams canonical JSON into a hash without materialising the text. */
-export function hashCanonicalJson(value: unknown, hash: Hash): void {
-  writeCanonicalJson(value, (chunk) => hash.update(chunk, 'utf8'));
+// Pieces are gathered up to this size before each hash update: one native call per piece would
+// cost more than the hashing for the small bodies most requests have.
+const HASH_BATCH_CHARS = 64 * 1024;
+
+/** What canonical JSON can be hashed into: a `node:crypto` Hash, or anything with its `update`. */
+export interface TextHashSink {
+  update(text: string, encoding: 'utf8'): unknown;
+}
+
+/** Streams canonical JSON into a hash, holding at most about 64 K characters of it at a time. */
+export function hashCanonicalJson(value: unknown, hash: TextHashSink): void {
+  let pending = '';
+  writeCanonicalJson(value, (chunk) => {
+    pending += chunk;
+    if (pending.length >= HASH_BATCH_CHARS) {
+      hash.update(pending, 'utf8');
+      pending = '';
+    }
+  });
+  if (pending.length > 0) hash.update(pending, 'utf8');
 }
 
 function nextSerializableMember(frame: Extract<Frame, { kind: 'object' }>): string | undefined {

@@ -1,6 +1,6 @@
-import { createHash, type Hash } from 'node:crypto';
 import type { FingerprintInput } from '../http/http-exchange.js';
 import { hashCanonicalJson } from './canonical-json.js';
+import { Sha256Sink } from './sha256-sink.js';
 
 /** Replaces the built-in fingerprint: any stable string (a hash is best) that identifies the request. */
 export type FingerprintFunction = (request: FingerprintInput) => string;
@@ -16,37 +16,41 @@ const FIELD_END = '\u0000';
  * whitespace) still matches; any other body is hashed as its bytes.
  */
 export function fingerprintRequest(request: FingerprintInput, extraHeaders: readonly string[] = []): string {
-  const hash = createHash('sha256');
-  writeField(hash, request.method.toUpperCase());
-  writeField(hash, request.path);
-  writeField(hash, request.query);
-  for (const name of [...new Set(extraHeaders.map((header) => header.toLowerCase()))].sort()) {
+  const sink = new Sha256Sink();
+  writeField(sink, request.method.toUpperCase());
+  writeField(sink, request.path);
+  writeField(sink, request.query);
+  for (const name of extraHeaders.length === 0 ? extraHeaders : normalisedHeaderNames(extraHeaders)) {
     const value = request.headers[name];
-    writeField(hash, `${name}:${Array.isArray(value) ? value.join(', ') : (value ?? '')}`);
+    writeField(sink, `${name}:${Array.isArray(value) ? value.join(', ') : (value ?? '')}`);
   }
-  writeBody(hash, request);
-  return hash.digest('hex');
+  writeBody(sink, request);
+  return sink.digest();
 }
 
-function writeField(hash: Hash, value: string): void {
-  hash.update(value, 'utf8');
-  hash.update(FIELD_END, 'utf8');
+function normalisedHeaderNames(names: readonly string[]): string[] {
+  return [...new Set(names.map((name) => name.toLowerCase()))].sort();
 }
 
-function writeBody(hash: Hash, request: FingerprintInput): void {
+function writeField(sink: Sha256Sink, value: string): void {
+  sink.update(value);
+  sink.update(FIELD_END);
+}
+
+function writeBody(sink: Sha256Sink, request: FingerprintInput): void {
   const { body, rawBody } = request;
   const parsed = body !== undefined && body !== null && !Buffer.isBuffer(body);
   const isJson = JSON_MEDIA_TYPE.test(String(request.headers['content-type'] ?? ''));
   if (parsed && (isJson || (!rawBody && typeof body === 'object'))) {
-    writeField(hash, 'json');
-    hashCanonicalJson(body, hash);
+    writeField(sink, 'json');
+    hashCanonicalJson(body, sink);
     return;
   }
   const bytes = rawBody ?? (Buffer.isBuffer(body) ? body : typeof body === 'string' ? Buffer.from(body, 'utf8') : undefined);
   if (bytes && bytes.length > 0) {
-    writeField(hash, 'bytes');
-    hash.update(bytes);
+    writeField(sink, 'bytes');
+    sink.updateBytes(bytes);
     return;
   }
-  writeField(hash, 'empty');
+  writeField(sink, 'empty');
 }

@@ -1,0 +1,29 @@
+// One scenario of load: a warm-up run that is thrown away, then the measured run.
+import autocannon from 'autocannon';
+
+function once(options) {
+  return new Promise((resolve, reject) => {
+    autocannon(options, (error, result) => (error ? reject(error) : resolve(result)));
+  });
+}
+
+/**
+ * Drives `request` against `url` for `durationS` seconds after `warmupS` of warm-up, and returns
+ * what the table shows, plus every status seen, so a scenario that silently answered something
+ * else than it should (a 500, a 409) is caught rather than measured.
+ */
+export async function measure({ url, request, connections, warmupS, durationS }) {
+  const options = { url, connections, requests: [request] };
+  if (warmupS > 0) await once({ ...options, duration: warmupS });
+  const result = await once({ ...options, duration: durationS });
+  const statuses = Object.fromEntries(
+    Object.entries(result.statusCodeStats ?? {}).map(([status, { count }]) => [status, count]),
+  );
+  return {
+    requestsPerSecond: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    statuses,
+    errors: result.errors + result.timeouts,
+  };
+}
