@@ -3,12 +3,13 @@ import { APP_GUARD } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { IdempotencyModule } from 'nestjs-idempotency';
 import { ApiKeyGuard } from './auth/api-key.guard.js';
-import { APP_CONFIG } from './config/app-config.token.js';
+import { AppConfigModule } from './config/app-config.module.js';
 import type { AppConfig } from './config/app-config.js';
 import { dataSourceOptions } from './database/data-source-options.js';
 import { ExportsModule } from './exports/exports.module.js';
 import { HealthController } from './health/health.controller.js';
 import { PaymentsModule } from './payments/payments.module.js';
+import { WebhooksModule } from './webhooks/webhooks.module.js';
 
 /** The example payments API, wired as an application would wire the idempotency library. */
 @Module({})
@@ -17,15 +18,20 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [
+        AppConfigModule.forRoot(config),
         TypeOrmModule.forRoot(dataSourceOptions(config.databaseUrl, config.sqlitePath)),
         // Keys are scoped by request.user.accountId, which ApiKeyGuard sets: the default resolver.
-        IdempotencyModule.forRoot({ purgeIntervalMs: 60 * 60 * 1000, ...definedOnly(config.idempotency) }),
+        IdempotencyModule.forRoot({
+          purgeIntervalMs: 60 * 60 * 1000,
+          atomic: config.atomic,
+          ...definedOnly(config.idempotency),
+        }),
         PaymentsModule,
         ExportsModule,
+        WebhooksModule,
       ],
       controllers: [HealthController],
       providers: [
-        { provide: APP_CONFIG, useValue: config },
         { provide: APP_GUARD, useClass: ApiKeyGuard },
       ],
     };

@@ -15,8 +15,8 @@ export async function createPaymentsApp(
 ): Promise<INestApplication> {
   const app =
     platform === 'fastify'
-      ? await NestFactory.create(AppModule.forRoot(config), await fastifyAdapter(), { logger })
-      : await NestFactory.create(AppModule.forRoot(config), { logger });
+      ? await NestFactory.create(AppModule.forRoot(config), await fastifyAdapter(), { logger, rawBody: true })
+      : await NestFactory.create(AppModule.forRoot(config), { logger, rawBody: true });
   app.useGlobalPipes(apiValidationPipe());
   // SIGTERM lets in-flight requests finish and store their outcome before the process exits.
   app.enableShutdownHooks();

@@ -8,5 +8,6 @@ const platform: HttpPlatform = process.env.HTTP_PLATFORM === 'fastify' ? 'fastif
 const app = await createPaymentsApp(config, platform);
 await app.listen(config.port, '127.0.0.1');
 new Logger('PaymentsApi').log(
-  `listening on http://127.0.0.1:${config.port} (${platform}, ${config.databaseUrl ? 'MySQL' : `SQLite ${config.sqlitePath}`})`,
+  `listening on http://127.0.0.1:${config.port} (${platform}, ${config.databaseUrl ? 'MySQL' : `SQLite ${config.sqlitePath}`}, ` +
+    `atomic mode ${config.atomic ? 'on' : 'off: it needs MySQL/MariaDB'})`,
 );

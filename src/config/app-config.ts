@@ -6,6 +6,13 @@ export interface AppConfig {
   readonly sqlitePath: string;
   /** API key -> account. */
   readonly apiKeys: ReadonlyMap<string, string>;
+  /** HMAC-SHA256 secret of `POST /v1/webhooks/provider` signatures. */
+  readonly webhookSecret: string;
+  /**
+   * Atomic mode (the handler's writes commit with the stored response). On by default with MySQL;
+   * SQLite cannot hold a transaction per request, so there it is off. IDEMPOTENCY_ATOMIC=on|off.
+   */
+  readonly atomic: boolean;
   /** Idempotency timings, in ms; unset ones keep the library's defaults. */
   readonly idempotency: {
     readonly lockTimeoutMs?: number;
@@ -17,6 +24,8 @@ export interface AppConfig {
 }
 
 const DEFAULT_API_KEYS = 'demo-key-acme:acme,demo-key-globex:globex';
+/** For development only: set WEBHOOK_SECRET in any real deployment. */
+export const DEVELOPMENT_WEBHOOK_SECRET = 'whsec_development_only';
 
 export function loadAppConfig(env: NodeJS.ProcessEnv): AppConfig {
   return {
@@ -24,6 +33,8 @@ export function loadAppConfig(env: NodeJS.ProcessEnv): AppConfig {
     databaseUrl: env.DATABASE_URL?.trim() || undefined,
     sqlitePath: env.SQLITE_PATH?.trim() || 'data/payments.sqlite',
     apiKeys: parseApiKeys(env.API_KEYS ?? DEFAULT_API_KEYS),
+    webhookSecret: env.WEBHOOK_SECRET?.trim() || DEVELOPMENT_WEBHOOK_SECRET,
+    atomic: parseAtomic(env.IDEMPOTENCY_ATOMIC, Boolean(env.DATABASE_URL?.trim())),
     idempotency: {
       lockTimeoutMs: parseMs('IDEMPOTENCY_LOCK_TIMEOUT_MS', env.IDEMPOTENCY_LOCK_TIMEOUT_MS),
       inFlightWaitMs: parseMs('IDEMPOTENCY_IN_FLIGHT_WAIT_MS', env.IDEMPOTENCY_IN_FLIGHT_WAIT_MS),
@@ -31,6 +42,12 @@ export function loadAppConfig(env: NodeJS.ProcessEnv): AppConfig {
       replayCache: env.IDEMPOTENCY_REPLAY_CACHE === 'off' ? false : undefined,
     },
   };
+}
+
+function parseAtomic(value: string | undefined, onMySql: boolean): boolean {
+  if (value === undefined || value === '') return onMySql;
+  if (value === 'on' || value === 'off') return value === 'on';
+  throw new Error(`IDEMPOTENCY_ATOMIC: "${value}" is neither on nor off`);
 }
 
 function parseMs(name: string, value: string | undefined): number | undefined {

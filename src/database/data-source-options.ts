@@ -4,6 +4,8 @@ import { CreateIdempotencyRecords1764064800000, IdempotencyRecord } from 'nestjs
 import type { DataSourceOptions } from 'typeorm';
 import { ExportJob } from '../exports/export-job.entity.js';
 import { Payment } from '../payments/payment.entity.js';
+import { WebhookEvent } from '../webhooks/webhook-event.entity.js';
+import { CreateWebhookEvents1764065100000 } from './migrations/1764065100000-create-webhook-events.js';
 import { CreatePaymentsAndExports1764065000000 } from './migrations/1764065000000-create-payments-and-exports.js';
 
 /**
@@ -12,8 +14,12 @@ import { CreatePaymentsAndExports1764065000000 } from './migrations/176406500000
  */
 export function dataSourceOptions(databaseUrl: string | undefined, sqlitePath: string): DataSourceOptions {
   const shared = {
-    entities: [Payment, ExportJob, IdempotencyRecord],
-    migrations: [CreateIdempotencyRecords1764064800000, CreatePaymentsAndExports1764065000000],
+    entities: [Payment, ExportJob, WebhookEvent, IdempotencyRecord],
+    migrations: [
+      CreateIdempotencyRecords1764064800000,
+      CreatePaymentsAndExports1764065000000,
+      CreateWebhookEvents1764065100000,
+    ],
     migrationsRun: true,
     synchronize: false,
   };

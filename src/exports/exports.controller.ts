@@ -8,9 +8,11 @@ import { ExportsService } from './exports.service.js';
 export class ExportsController {
   constructor(private readonly exports: ExportsService) {}
 
+  // Not atomic: exports are written through their own repository, not the idempotency transaction,
+  // and a long processingMs should not hold a transaction open.
   @Post()
   @HttpCode(202)
-  @Idempotent()
+  @Idempotent({ atomic: false })
   async create(
     @CurrentAccount() account: string,
     @Body() body: CreateExportDto,
@@ -20,7 +22,7 @@ export class ExportsController {
   }
 
   @Delete(':id')
-  @Idempotent()
+  @Idempotent({ atomic: false })
   async remove(@CurrentAccount() account: string, @Param('id') id: string): Promise<{ id: string; deleted: true }> {
     await this.exports.remove(account, id);
     return { id, deleted: true };

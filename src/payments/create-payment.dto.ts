@@ -1,4 +1,4 @@
-import { IsInt, IsNotEmpty, IsPositive, IsString, Matches, MaxLength } from 'class-validator';
+import { IsInt, IsNotEmpty, IsOptional, IsPositive, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
 
 export class CreatePaymentDto {
   @IsInt()
@@ -13,4 +13,11 @@ export class CreatePaymentDto {
   @IsNotEmpty()
   @MaxLength(255)
   customerId!: string;
+
+  /** Time the handler takes after writing the payment: lets demos and tests hold it in flight. */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(10_000)
+  processingMs?: number;
 }

@@ -16,6 +16,9 @@ export interface RunningPaymentsApp {
   close(): Promise<void>;
 }
 
+/** The webhook secret of every test instance of the example API. */
+export const TEST_WEBHOOK_SECRET = 'whsec_test';
+
 /** The combinations every rule is proven on. */
 export const PLATFORM_MATRIX: ReadonlyArray<readonly [DatabaseKind, HttpPlatform]> = [
   ['mariadb', 'express'],
@@ -36,6 +39,8 @@ export async function startPaymentsApp(
       databaseUrl: database.databaseUrl,
       sqlitePath: database.sqlitePath,
       apiKeys: parseApiKeys('key-acme:acme,key-globex:globex'),
+      webhookSecret: TEST_WEBHOOK_SECRET,
+      atomic: kind === 'mariadb',
       idempotency: {},
     },
     platform,

@@ -6,10 +6,10 @@ import {
   type ExecutionContext,
   type NestInterceptor,
 } from '@nestjs/common';
-import { of, tap, type Observable } from 'rxjs';
+import { Observable, of, tap } from 'rxjs';
 import { storedAccount } from './account/account-resolver.js';
-import { IdempotencyConflictError } from './errors/idempotency-conflict.error.js';
-import { IdempotencyKeyReuseError } from './errors/idempotency-key-reuse.error.js';
+import { runInTransaction } from './atomic/idempotency-transaction.js';
+import { ClaimCoordinator } from './claims/claim-coordinator.js';
 import { IdempotencyUnavailableError } from './errors/idempotency-unavailable.error.js';
 import { httpExchangeOf, type HttpExchange } from './http/http-exchange.js';
 import { IdempotentRoutes } from './idempotent-routes.js';
@@ -17,17 +17,23 @@ import { RESOLVED_OPTIONS } from './idempotency.constants.js';
 import type { ResolvedModuleOptions, ResolvedRouteOptions } from './idempotency.options.js';
 import { requestKeyOf } from './key/request-key.js';
 import { LeaseHeartbeats } from './lease/lease-heartbeats.js';
-import { captureResponse, type CapturedResponse } from './response/response-capture.js';
+import { captureResponse, type CapturedResponse, type ReplacementResponse } from './response/response-capture.js';
 import { replayStoredResponse } from './response/response-replay.js';
 import { pickStoredHeaders } from './response/stored-headers.js';
 import {
   IDEMPOTENCY_STORE,
+  type AtomicUnit,
   type Claim,
   type ClaimRequest,
-  type FoundRecord,
   type IdempotencyStore,
+  type StoredResponse,
 } from './store/idempotency-store.js';
-import { waitForSettledRecord } from './lease/in-flight-wait.js';
+
+/** What happens to a run's claim once its response is known, or once it proved unreplayable. */
+interface CapturedOutcome {
+  settle(stored: StoredResponse | undefined): Promise<ReplacementResponse | void>;
+  abandon(): Promise<void>;
+}
 
 interface KeyedRequest {
   readonly exchange: HttpExchange;
@@ -36,8 +42,9 @@ interface KeyedRequest {
 }
 
 /**
- * Claims the key, runs the handler once, stores what was sent and replays it to retries (R8-R16).
- * Refusals are thrown as contract errors before the handler runs, and are never stored.
+ * Claims the key, runs the handler once, stores what was sent and replays it to retries (R8-R16);
+ * in atomic mode, inside a transaction that commits with the stored response (R22). Refusals are
+ * thrown as contract errors before the handler runs, and are never stored.
  */
 @Injectable()
 export class IdempotencyInterceptor implements NestInterceptor {
@@ -46,6 +53,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
 
   constructor(
     private readonly routes: IdempotentRoutes,
+    private readonly claims: ClaimCoordinator,
     private readonly heartbeats: LeaseHeartbeats,
     @Inject(IDEMPOTENCY_STORE) private readonly store: IdempotencyStore,
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedModuleOptions,
@@ -57,7 +65,13 @@ export class IdempotencyInterceptor implements NestInterceptor {
     const route = this.routes.optionsFor(context, exchange.fingerprintInput.method);
     const key = requestKeyOf(exchange.incoming);
     if (!route || key === undefined) return next.handle();
-    return this.decide(await this.prepare(exchange, route, key), next);
+    const keyed = await this.prepare(exchange, route, key);
+    const acquired = await this.claims.acquire(keyed.claimRequest, route);
+    if (acquired.kind === 'replay') {
+      replayStoredResponse(exchange.outgoing, acquired.record.response, route.storedHeaders);
+      return of(undefined);
+    }
+    return route.atomic ? this.executeAtomically(keyed, acquired.claim, next) : this.execute(keyed, acquired.claim, next);
   }
 
   private async prepare(exchange: HttpExchange, route: ResolvedRouteOptions, key: string): Promise<KeyedRequest> {
@@ -71,69 +85,79 @@ export class IdempotencyInterceptor implements NestInterceptor {
     };
   }
 
-  private async decide(keyed: KeyedRequest, next: CallHandler): Promise<Observable<unknown>> {
-    const { route, claimRequest } = keyed;
-    const outcome = await this.storeCall(() => this.store.claim(claimRequest), keyed);
-    if (outcome.status === 'claimed') {
-      this.log(keyed, 'fresh');
-      return this.execute(keyed, outcome.claim, next);
-    }
-    this.assertSameRequest(keyed, outcome);
-    if (outcome.status === 'completed') return this.replay(keyed, outcome, 'replayed');
-
-    const settled = await waitForSettledRecord(
-      outcome,
-      () => this.storeCall(() => this.store.inspect(claimRequest.account, claimRequest.key), keyed),
-      route.inFlightWaitMs,
-    );
-    if (settled?.status === 'completed') {
-      this.assertSameRequest(keyed, settled);
-      return this.replay(keyed, settled, 'waited');
-    }
-    if (settled === undefined || settled.leaseRemainingMs <= 0) {
-      // The first attempt released the key or died while we waited: this retry may run it now.
-      const retried = await this.storeCall(() => this.store.claim(claimRequest), keyed);
-      if (retried.status === 'claimed') {
-        this.log(keyed, 'takeover');
-        return this.execute(keyed, retried.claim, next);
-      }
-      this.assertSameRequest(keyed, retried);
-      if (retried.status === 'completed') return this.replay(keyed, retried, 'waited');
-    }
-    this.log(keyed, 'conflict');
-    throw new IdempotencyConflictError(route.inFlightWaitMs / 1000);
-  }
-
-  private assertSameRequest(keyed: KeyedRequest, found: FoundRecord): void {
-    if (found.fingerprint === keyed.claimRequest.fingerprint) return;
-    this.log(keyed, 'reuse');
-    throw new IdempotencyKeyReuseError(keyed.route.mismatchStatus);
-  }
-
-  private replay(keyed: KeyedRequest, record: Extract<FoundRecord, { status: 'completed' }>, outcome: string): Observable<unknown> {
-    this.log(keyed, outcome);
-    replayStoredResponse(keyed.exchange.outgoing, record.response, keyed.route.storedHeaders);
-    return of(undefined);
-  }
-
   private execute(keyed: KeyedRequest, claim: Claim, next: CallHandler): Observable<unknown> {
+    return this.runCaptured(keyed, claim, next, {
+      settle: async (stored) => this.claims.settle(keyed.claimRequest, claim, stored, keyed.route.ttlMs),
+      abandon: () => this.claims.release(keyed.claimRequest, claim),
+    });
+  }
+
+  // The claim has committed on its own, so concurrent retries see it and wait (R11) instead of
+  // queueing on row locks; the handler's writes and the stored response then commit together.
+  private async executeAtomically(keyed: KeyedRequest, claim: Claim, next: CallHandler): Promise<Observable<unknown>> {
+    let unit: AtomicUnit;
+    try {
+      if (!this.store.beginAtomic) throw new Error('this store cannot run atomic mode');
+      unit = await this.store.beginAtomic();
+    } catch (error) {
+      this.claims.logStoreError(keyed.claimRequest, error);
+      await this.claims.release(keyed.claimRequest, claim);
+      throw new IdempotencyUnavailableError();
+    }
+    const outcome: CapturedOutcome = {
+      settle: async (stored) => {
+        if (!stored) {
+          await unit.rollback().catch((error: unknown) => this.claims.logStoreError(keyed.claimRequest, error));
+          await this.claims.release(keyed.claimRequest, claim);
+          return undefined;
+        }
+        try {
+          if (!(await unit.commitWith(claim, stored, keyed.route.ttlMs))) {
+            this.claims.log(keyed.claimRequest, 'lost claim', 'warn');
+          }
+          return undefined;
+        } catch (error) {
+          // Nothing of the handler's work was committed: say so rather than send what did not happen.
+          this.claims.logStoreError(keyed.claimRequest, error);
+          await this.claims.release(keyed.claimRequest, claim);
+          return this.unavailableResponse();
+        }
+      },
+      abandon: async () => {
+        await unit.rollback().catch(() => undefined);
+        await this.claims.release(keyed.claimRequest, claim);
+      },
+    };
+    // Nest binds the handler to the async context in force when next.handle() is called, so it is
+    // called inside the transaction's context: everything the handler awaits then sees it.
+    return new Observable((subscriber) =>
+      runInTransaction(unit.manager, () => this.runCaptured(keyed, claim, next, outcome).subscribe(subscriber)),
+    );
+  }
+
+  private runCaptured(
+    keyed: KeyedRequest,
+    claim: Claim,
+    next: CallHandler,
+    outcome: CapturedOutcome,
+  ): Observable<unknown> {
     const { exchange, route } = keyed;
     let settled = false;
     const heartbeat = this.heartbeats.start(claim, {
       leaseMs: route.leaseMs,
       maxHoldMs: route.maxLockHoldMs,
-      onLost: () => this.log(keyed, 'lost claim', 'warn'),
+      onLost: () => this.claims.log(keyed.claimRequest, 'lost claim', 'warn'),
     });
     captureResponse(exchange.outgoing, {
       handlerSettled: () => settled,
       beforeSend: async (response) => {
         heartbeat.stop();
-        await this.settle(keyed, claim, response);
+        return outcome.settle(this.storable(route, response));
       },
       unreplayable: (reason) => {
         heartbeat.stop();
         this.warnUnreplayableOnce(exchange.routeLabel, reason);
-        void this.store.release(claim).catch((error: unknown) => this.logStoreError(keyed, error));
+        void outcome.abandon();
       },
     });
     const markSettled = (): void => {
@@ -142,35 +166,24 @@ export class IdempotencyInterceptor implements NestInterceptor {
     return next.handle().pipe(tap({ next: markSettled, error: markSettled, complete: markSettled }));
   }
 
-  // Store or release, then let the bytes go. A store failure here does not fail the request: the
-  // handler has run and its answer is the truth, so the client gets it (see README, "store outages").
-  private async settle(keyed: KeyedRequest, claim: Claim, response: CapturedResponse): Promise<void> {
-    const { route } = keyed;
-    try {
-      if (route.storeResponse(response.status)) {
-        const stored = await this.store.complete(
-          claim,
-          { status: response.status, headers: pickStoredHeaders(response.headers, route.storedHeaders), body: response.body },
-          route.ttlMs,
-        );
-        if (!stored) this.log(keyed, 'lost claim', 'warn');
-      } else {
-        await this.store.release(claim);
-        this.log(keyed, 'released');
-      }
-    } catch (error) {
-      this.logStoreError(keyed, error);
-    }
+  /** The response to store, or undefined when its status means the key is released (R14). */
+  private storable(route: ResolvedRouteOptions, response: CapturedResponse): StoredResponse | undefined {
+    if (!route.storeResponse(response.status)) return undefined;
+    return { status: response.status, headers: pickStoredHeaders(response.headers, route.storedHeaders), body: response.body };
   }
 
-  private async storeCall<T>(call: () => Promise<T>, keyed: KeyedRequest): Promise<T> {
-    try {
-      return await call();
-    } catch (error) {
-      this.logStoreError(keyed, error);
-      this.log(keyed, 'unavailable', 'warn');
-      throw new IdempotencyUnavailableError();
-    }
+  private unavailableResponse(): ReplacementResponse {
+    const error = new IdempotencyUnavailableError();
+    const formatted = this.options.errorFormatter({
+      code: error.code,
+      message: (error.getResponse() as { error: { message: string } }).error.message,
+      status: error.getStatus(),
+    });
+    return {
+      status: error.getStatus(),
+      headers: { ...error.headers, 'content-type': formatted.contentType },
+      body: Buffer.from(JSON.stringify(formatted.body)),
+    };
   }
 
   private warnUnreplayableOnce(routeLabel: string, reason: string): void {
@@ -180,16 +193,5 @@ export class IdempotencyInterceptor implements NestInterceptor {
       `${routeLabel}: the response was ${reason}, so it cannot be replayed; it was sent as is and the key released. ` +
         `Return a value from the handler (no @Res() writes, no streams) to make this route replayable.`,
     );
-  }
-
-  private logStoreError(keyed: KeyedRequest, error: unknown): void {
-    this.logger.error(`${keyed.exchange.routeLabel}: idempotency store error: ${error instanceof Error ? error.message : String(error)}`);
-  }
-
-  private log(keyed: KeyedRequest, outcome: string, level: 'debug' | 'warn' = 'debug'): void {
-    // Skip building the line on the hot path when nobody would read it.
-    if (!Logger.isLevelEnabled(level)) return;
-    const { account, key } = keyed.claimRequest;
-    this.logger[level](`${outcome} account=${JSON.stringify(account)} key=${key} route=${keyed.exchange.routeLabel}`);
   }
 }

@@ -1,11 +1,14 @@
 import { Module, type Provider } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
+import { AtomicModeCheck } from './atomic/atomic-mode.check.js';
+import { IdempotencyTransaction } from './atomic/idempotency-transaction.js';
+import { ClaimCoordinator } from './claims/claim-coordinator.js';
 import { DataSource } from 'typeorm';
 import { IdempotencyErrorFilter } from './idempotency-error.filter.js';
 import { IdempotencyKeyGuard } from './idempotency-key.guard.js';
 import { IdempotencyInterceptor } from './idempotency.interceptor.js';
 import { ConfigurableIdempotencyModule, IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition.js';
-import { RESOLVED_OPTIONS } from './idempotency.constants.js';
+import { ATOMIC_DATA_SOURCE, RESOLVED_OPTIONS } from './idempotency.constants.js';
 import { resolveModuleOptions, type IdempotencyModuleOptions, type ResolvedModuleOptions } from './idempotency.options.js';
 import { IdempotencyService } from './idempotency.service.js';
 import { IdempotentRoutes } from './idempotent-routes.js';
@@ -28,9 +31,17 @@ const providers: Provider[] = [
       return options.replayCache === false ? store : new ReplayCachingStore(store, options.replayCache);
     },
   },
+  {
+    provide: ATOMIC_DATA_SOURCE,
+    inject: [RESOLVED_OPTIONS, { token: DataSource, optional: true }],
+    useFactory: (options: ResolvedModuleOptions, injected?: DataSource) => options.dataSource ?? injected,
+  },
   IdempotentRoutes,
   IdempotencyService,
   LeaseHeartbeats,
+  ClaimCoordinator,
+  IdempotencyTransaction,
+  AtomicModeCheck,
   // Global enhancers that act only on idempotent routes: a route needs nothing but @Idempotent().
   { provide: APP_GUARD, useClass: IdempotencyKeyGuard },
   { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
@@ -52,5 +63,5 @@ function typeOrmStore(options: ResolvedModuleOptions, injected: DataSource | und
  * Idempotency-Key support for the whole application: `IdempotencyModule.forRoot({...})` or
  * `forRootAsync({ useFactory, inject, imports })`, then `@Idempotent()` on controller methods.
  */
-@Module({ providers, exports: [IdempotencyService, IDEMPOTENCY_STORE] })
+@Module({ imports: [DiscoveryModule], providers, exports: [IdempotencyService, IdempotencyTransaction, IDEMPOTENCY_STORE] })
 export class IdempotencyModule extends ConfigurableIdempotencyModule {}

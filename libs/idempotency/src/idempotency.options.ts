@@ -45,6 +45,11 @@ export interface IdempotencyRouteOptions {
   maxLockHoldMs?: number;
   /** Which statuses are stored for replay (R14). Default: below 500, except 400/401/403/408/409/423/425/429. */
   storeResponse?: StoreResponsePredicate;
+  /**
+   * Run the handler in a transaction that commits with its stored response (R22); the handler
+   * writes through `IdempotencyTransaction.manager`. MySQL/MariaDB only. Default false.
+   */
+  atomic?: boolean;
 }
 
 /** Options of `IdempotencyModule.forRoot()` / `forRootAsync()`. */
@@ -86,6 +91,7 @@ export interface ResolvedRouteOptions {
   readonly inFlightWaitMs: number;
   readonly leaseMs: number;
   readonly maxLockHoldMs: number;
+  readonly atomic: boolean;
   readonly storeResponse: StoreResponsePredicate;
   readonly fingerprint: FingerprintFunction;
 }
@@ -156,6 +162,7 @@ class RouteOptionsSchema {
   @IsOptional() @IsInt() @Min(100) @Max(MAX_DURATION_MS) lockTimeoutMs?: number;
   @IsOptional() @IsInt() @Min(100) @Max(MAX_DURATION_MS) maxLockHoldMs?: number;
   @IsOptional() @IsFunctionOption('storeResponse must be a function (status: number) => boolean') storeResponse?: unknown;
+  @IsOptional() @IsBoolean() atomic?: boolean;
 }
 
 class ModuleOptionsSchema extends RouteOptionsSchema {
@@ -174,7 +181,7 @@ class ModuleOptionsSchema extends RouteOptionsSchema {
 
 const ROUTE_OPTION_NAMES = Object.freeze([
   'required', 'ttl', 'keyFormat', 'mismatchStatus', 'fingerprintHeaders', 'storedHeaders', 'inFlightWaitMs',
-  'lockTimeoutMs', 'maxLockHoldMs', 'storeResponse',
+  'lockTimeoutMs', 'maxLockHoldMs', 'storeResponse', 'atomic',
 ]);
 const MODULE_OPTION_NAMES = Object.freeze([
   ...ROUTE_OPTION_NAMES, 'headerName', 'account', 'fingerprint', 'errorFormatter', 'applyToAllWrites',
@@ -219,6 +226,7 @@ export function resolveModuleOptions(options: IdempotencyModuleOptions): Resolve
         inFlightWaitMs: merged.inFlightWaitMs ?? DEFAULT_IN_FLIGHT_WAIT_MS,
         leaseMs: merged.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
         maxLockHoldMs: merged.maxLockHoldMs ?? DEFAULT_MAX_LOCK_HOLD_MS,
+        atomic: merged.atomic ?? false,
         storeResponse: merged.storeResponse ?? defaultStoreResponse,
         fingerprint: customFingerprint ?? ((request) => fingerprintRequest(request, fingerprintHeaders)),
       };

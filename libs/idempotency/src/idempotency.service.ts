@@ -7,7 +7,20 @@ import {
 } from '@nestjs/common';
 import { RESOLVED_OPTIONS } from './idempotency.constants.js';
 import type { ResolvedModuleOptions } from './idempotency.options.js';
-import { IDEMPOTENCY_STORE, type IdempotencyStore } from './store/idempotency-store.js';
+import type { EntityManager } from 'typeorm';
+import { storedAccount } from './account/account-resolver.js';
+import { runInTransaction } from './atomic/idempotency-transaction.js';
+import { ClaimCoordinator } from './claims/claim-coordinator.js';
+import { IdempotencyUnavailableError } from './errors/idempotency-unavailable.error.js';
+import { LeaseHeartbeats } from './lease/lease-heartbeats.js';
+import {
+  IDEMPOTENCY_STORE,
+  type AtomicUnit,
+  type Claim,
+  type ClaimRequest,
+  type IdempotencyStore,
+  type StoredResponse,
+} from './store/idempotency-store.js';
 
 /** What one purge run did. */
 export interface PurgeResult {
@@ -17,7 +30,33 @@ export interface PurgeResult {
   readonly batches: number;
 }
 
-/** Operations on stored idempotency records that are not tied to one request. */
+/** Which unit of work `runOnce` runs at most once. */
+export interface RunOnceOptions {
+  /** Groups keys, like an account does for routes: `webhook:stripe`, `job:invoices`. */
+  readonly scope: string;
+  /** The unit's identity within the scope: an event id, a job id. */
+  readonly key: string;
+  /** Identifies the input; a later call with the same key and another fingerprint is refused. */
+  readonly fingerprint?: string;
+  /** How long the stored result lives, in ms. Default: the module's `ttl`. */
+  readonly ttl?: number;
+  /** Lease of the claim while `work` runs, in ms. Default: the module's `lockTimeoutMs`. */
+  readonly lockTimeoutMs?: number;
+  /** How long a call waits for another call with the same key to finish. Default: the module's. */
+  readonly inFlightWaitMs?: number;
+  /** Run `work` in a transaction that commits with the stored result (R22). Default false. */
+  readonly atomic?: boolean;
+}
+
+/** What `work` receives. */
+export interface RunOnceContext {
+  /** In atomic mode, the transaction to write through; otherwise undefined. */
+  readonly manager: EntityManager | undefined;
+}
+
+const NO_FINGERPRINT = 'none';
+
+/** Operations on stored idempotency records that are not tied to one HTTP request. */
 @Injectable()
 export class IdempotencyService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('Idempotency');
@@ -27,7 +66,93 @@ export class IdempotencyService implements OnApplicationBootstrap, OnModuleDestr
   constructor(
     @Inject(IDEMPOTENCY_STORE) private readonly store: IdempotencyStore,
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedModuleOptions,
+    private readonly claims: ClaimCoordinator,
+    private readonly heartbeats: LeaseHeartbeats,
   ) {}
+
+  /**
+   * Runs `work` at most once per (scope, key) within the ttl and hands every later call its stored
+   * result (R23): for webhook event ids, job ids, message ids. The same claim, in-flight wait,
+   * mismatch and lease rules as routes apply; refusals are thrown as `IdempotencyKeyReuseError`,
+   * `IdempotencyConflictError` and `IdempotencyUnavailableError`. A `work` that throws releases the
+   * key, so the next delivery runs it again. Results are stored as JSON: what `JSON.stringify`
+   * keeps is what a later call gets.
+   */
+  async runOnce<T>(options: RunOnceOptions, work: (context: RunOnceContext) => Promise<T> | T): Promise<T> {
+    const route = this.options.resolveRoute({
+      ttl: options.ttl,
+      lockTimeoutMs: options.lockTimeoutMs,
+      inFlightWaitMs: options.inFlightWaitMs,
+      atomic: options.atomic,
+    });
+    const request: ClaimRequest = {
+      account: storedAccount(options.scope),
+      key: options.key,
+      fingerprint: options.fingerprint ?? NO_FINGERPRINT,
+      ttlMs: route.ttlMs,
+      leaseMs: route.leaseMs,
+      route: `runOnce ${options.scope}`,
+    };
+    const acquired = await this.claims.acquire(request, route);
+    if (acquired.kind === 'replay') return JSON.parse(acquired.record.response.body.toString('utf8')) as T;
+
+    const claim = acquired.claim;
+    const heartbeat = this.heartbeats.start(claim, {
+      leaseMs: route.leaseMs,
+      maxHoldMs: route.maxLockHoldMs,
+      onLost: () => this.claims.log(request, 'lost claim', 'warn'),
+    });
+    try {
+      return route.atomic ? await this.runAtomically(request, claim, route.ttlMs, work) : await this.runPlain(request, claim, route.ttlMs, work);
+    } finally {
+      heartbeat.stop();
+    }
+  }
+
+  private async runPlain<T>(request: ClaimRequest, claim: Claim, ttlMs: number, work: (context: RunOnceContext) => Promise<T> | T): Promise<T> {
+    let result: T;
+    try {
+      result = await work({ manager: undefined });
+    } catch (error) {
+      await this.claims.release(request, claim);
+      throw error;
+    }
+    await this.claims.settle(request, claim, storedResult(result), ttlMs);
+    return result;
+  }
+
+  private async runAtomically<T>(request: ClaimRequest, claim: Claim, ttlMs: number, work: (context: RunOnceContext) => Promise<T> | T): Promise<T> {
+    const unsupported = this.store.beginAtomic ? this.store.atomicUnsupportedReason?.() : 'this store has no transactions';
+    if (unsupported) {
+      await this.claims.release(request, claim);
+      throw new Error(`nestjs-idempotency: runOnce({ atomic: true }) cannot run here: ${unsupported}`);
+    }
+    let unit: AtomicUnit;
+    try {
+      unit = await this.store.beginAtomic!();
+    } catch (error) {
+      this.claims.logStoreError(request, error);
+      await this.claims.release(request, claim);
+      throw new IdempotencyUnavailableError();
+    }
+    let result: T;
+    try {
+      result = await runInTransaction(unit.manager, () => work({ manager: unit.manager }));
+    } catch (error) {
+      await unit.rollback().catch(() => undefined);
+      await this.claims.release(request, claim);
+      throw error;
+    }
+    try {
+      if (!(await unit.commitWith(claim, storedResult(result), ttlMs))) this.claims.log(request, 'lost claim', 'warn');
+    } catch (error) {
+      // Nothing of the work was committed: the caller must not take it as done.
+      this.claims.logStoreError(request, error);
+      await this.claims.release(request, claim);
+      throw new IdempotencyUnavailableError();
+    }
+    return result;
+  }
 
   /**
    * Deletes expired records in batches of `purgeBatchSize` until none is left (R21). Each batch is
@@ -67,4 +192,12 @@ export class IdempotencyService implements OnApplicationBootstrap, OnModuleDestr
       if (removed < limit) return { deleted, batches };
     }
   }
+}
+
+function storedResult(result: unknown): StoredResponse {
+  return {
+    status: 200,
+    headers: { 'content-type': 'application/json' },
+    body: Buffer.from(JSON.stringify(result === undefined ? null : result), 'utf8'),
+  };
 }

@@ -1,6 +1,7 @@
 export { IdempotencyModule } from './idempotency.module.js';
 export { Idempotent } from './idempotent.decorator.js';
-export { IdempotencyService, type PurgeResult } from './idempotency.service.js';
+export { IdempotencyService, type PurgeResult, type RunOnceContext, type RunOnceOptions } from './idempotency.service.js';
+export { IdempotencyTransaction } from './atomic/idempotency-transaction.js';
 export type { IdempotencyModuleOptions, IdempotencyRouteOptions } from './idempotency.options.js';
 export type { IdempotencyKeyFormat } from './key/idempotency-key.parser.js';
 export type { FingerprintInput } from './http/http-exchange.js';
@@ -23,6 +24,7 @@ export { IdempotencyConflictError } from './errors/idempotency-conflict.error.js
 export { IdempotencyUnavailableError } from './errors/idempotency-unavailable.error.js';
 export {
   IDEMPOTENCY_STORE,
+  type AtomicUnit,
   type Claim,
   type ClaimOutcome,
   type ClaimRequest,

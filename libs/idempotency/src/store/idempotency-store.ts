@@ -1,3 +1,5 @@
+import type { EntityManager } from 'typeorm';
+
 /** A response as it was sent: what a replay writes back byte for byte. */
 export interface StoredResponse {
   readonly status: number;
@@ -71,6 +73,30 @@ export interface IdempotencyStore {
   renew(claim: Claim, leaseMs: number): Promise<boolean>;
   /** Deletes at most `limit` expired records; returns how many it deleted (R21). */
   purgeExpired(limit: number): Promise<number>;
+  /**
+   * Atomic mode (R22), for stores that keep records in the database the handlers write to: opens
+   * a transaction on a connection of its own. Stores without it cannot run atomic routes.
+   */
+  beginAtomic?(): Promise<AtomicUnit>;
+  /** Why this store cannot run atomic mode, or undefined when it can; checked at start-up. */
+  atomicUnsupportedReason?(): string | undefined;
+}
+
+/**
+ * A transaction opened for one handler (atomic mode, R22): the handler writes through `manager`,
+ * and the stored response commits with those writes or not at all.
+ */
+export interface AtomicUnit {
+  /** The transaction's entity manager, for the handler's own writes. */
+  readonly manager: EntityManager;
+  /**
+   * Stores the response in this transaction, fenced on the owner token, and commits. Resolves
+   * false, having rolled everything back, when the claim was taken over (R20): a fenced owner's
+   * writes never land. Rejects, rolled back, when the commit itself fails.
+   */
+  commitWith(claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean>;
+  /** Discards the handler's writes. */
+  rollback(): Promise<void>;
 }
 
 /** The injection token of the store the interceptor and the service use. */

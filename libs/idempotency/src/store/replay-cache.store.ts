@@ -1,4 +1,5 @@
 import type {
+  AtomicUnit,
   Claim,
   ClaimOutcome,
   ClaimRequest,
@@ -70,11 +71,13 @@ export class ReplayCachingStore implements IdempotencyStore {
     // Counted from before the write: the database's expiry is later than this.
     const sentAt = performance.now();
     const completed = await this.store.complete(claim, response, ttlMs);
-    if (completed) {
-      const record: Completed = { status: 'completed', fingerprint: claim.fingerprint, response, expiresInMs: ttlMs };
-      this.remember(claim.account, claim.key, record, sentAt);
-    }
+    if (completed) this.rememberCompleted(claim, response, ttlMs, sentAt);
     return completed;
+  }
+
+  private rememberCompleted(claim: Claim, response: StoredResponse, ttlMs: number, sentAt: number): void {
+    const record: Completed = { status: 'completed', fingerprint: claim.fingerprint, response, expiresInMs: ttlMs };
+    this.remember(claim.account, claim.key, record, sentAt);
   }
 
   release(claim: Claim): Promise<boolean> {
@@ -87,6 +90,26 @@ export class ReplayCachingStore implements IdempotencyStore {
 
   purgeExpired(limit: number): Promise<number> {
     return this.store.purgeExpired(limit);
+  }
+
+  atomicUnsupportedReason(): string | undefined {
+    if (!this.store.beginAtomic) return 'this store has no transactions for atomic mode';
+    return this.store.atomicUnsupportedReason?.();
+  }
+
+  async beginAtomic(): Promise<AtomicUnit> {
+    if (!this.store.beginAtomic) throw new Error('nestjs-idempotency: this store cannot run atomic mode');
+    const unit = await this.store.beginAtomic();
+    return {
+      manager: unit.manager,
+      rollback: () => unit.rollback(),
+      commitWith: async (claim, response, ttlMs) => {
+        const sentAt = performance.now();
+        const committed = await unit.commitWith(claim, response, ttlMs);
+        if (committed) this.rememberCompleted(claim, response, ttlMs, sentAt);
+        return committed;
+      },
+    };
   }
 
   private lookup(account: string, key: string): Completed | undefined {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { QueryFailedError, type DataSource, type QueryRunner } from 'typeorm';
 import type {
+  AtomicUnit,
   Claim,
   ClaimOutcome,
   ClaimRequest,
@@ -106,15 +107,7 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
 
   async complete(claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean> {
     const sql = await this.prepared();
-    const { affected } = await this.run(sql.complete, [
-      response.status,
-      JSON.stringify(response.headers),
-      response.body,
-      ttlMs,
-      claim.account,
-      claim.key,
-      claim.ownerToken,
-    ]);
+    const { affected } = await this.run(sql.complete, completeParams(claim, response, ttlMs));
     return affected > 0;
   }
 
@@ -128,6 +121,55 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
     const sql = await this.prepared();
     const { affected } = await this.run(sql.renew, [leaseMs, claim.account, claim.key, claim.ownerToken]);
     return affected > 0;
+  }
+
+  atomicUnsupportedReason(): string | undefined {
+    if (sqlFamilyOf(this.dataSource.options.type) === 'mysql') return undefined;
+    return (
+      'atomic mode needs MySQL or MariaDB. A better-sqlite3 DataSource has one connection that TypeORM ' +
+      "shares among all queries, so a transaction held open across one handler would take in every other request's statements."
+    );
+  }
+
+  async beginAtomic(): Promise<AtomicUnit> {
+    const reason = this.atomicUnsupportedReason();
+    if (reason) throw new Error(`nestjs-idempotency: ${reason}`);
+    const sql = await this.prepared();
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      await this.within(runner, runner.startTransaction());
+    } catch (error) {
+      abandon(runner);
+      await runner.release().catch(() => undefined);
+      throw error;
+    }
+    let finished = false;
+    const finish = async (commit: boolean): Promise<void> => {
+      if (finished) return;
+      finished = true;
+      try {
+        await this.within(runner, commit ? runner.commitTransaction() : runner.rollbackTransaction());
+      } finally {
+        await runner.release().catch(() => undefined);
+      }
+    };
+    return {
+      manager: runner.manager,
+      commitWith: async (claim, response, ttlMs) => {
+        try {
+          const completed = await this.within(
+            runner,
+            executePrepared(this.dataSource, runner, sql.complete, completeParams(claim, response, ttlMs)),
+          );
+          await finish(completed.affected > 0);
+          return completed.affected > 0;
+        } catch (error) {
+          await finish(false).catch(() => undefined);
+          throw error;
+        }
+      },
+      rollback: () => finish(false),
+    };
   }
 
   async purgeExpired(limit: number): Promise<number> {
@@ -176,6 +218,16 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
   private async withRunner<T>(work: (runner: QueryRunner) => Promise<T>): Promise<T> {
     const runner = this.dataSource.createQueryRunner();
     const working = work(runner);
+    try {
+      return await this.within(runner, working);
+    } finally {
+      // After a timeout this waits for nothing: the late result, if any, still releases the runner.
+      void working.catch(() => undefined).finally(() => runner.release().catch(() => undefined));
+    }
+  }
+
+  /** Settles with `working`, or fails after the timeout and destroys the runner's connection. */
+  private async within<T>(runner: QueryRunner, working: Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -187,8 +239,6 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
       return await Promise.race([working, deadline]);
     } finally {
       clearTimeout(timer);
-      // After a timeout this waits for nothing: the late result, if any, still releases the runner.
-      void working.catch(() => undefined).finally(() => runner.release().catch(() => undefined));
     }
   }
 
@@ -296,6 +346,11 @@ async function executePrepared(
   return Array.isArray(raw)
     ? { records: raw as RecordRow[], affected: 0 }
     : { records: [], affected: (raw as { affectedRows?: number }).affectedRows ?? 0 };
+}
+
+function completeParams(claim: Claim, response: StoredResponse, ttlMs: number): unknown[] {
+  const headers = JSON.stringify(response.headers);
+  return [response.status, headers, response.body, ttlMs, claim.account, claim.key, claim.ownerToken];
 }
 
 function abandon(runner: QueryRunner): void {

@@ -1,0 +1,141 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, describe, expect, it } from '@jest/globals';
+import type mysql from 'mysql2/promise';
+import { eventually, send, startAppProcess, type AppProcess, type RawAnswer } from './support/app-process.js';
+import { connectSql, countRows } from './support/sql-client.js';
+import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+
+/** Two instances of the built app on one fresh MariaDB database, torn down after each test. */
+interface Pair {
+  readonly doomed: AppProcess;
+  readonly survivor: AppProcess;
+  /** Reads what is committed, as any client would. */
+  readonly sql: mysql.Connection;
+  /** Reads uncommitted rows too, to see a write still inside an open transaction. */
+  readonly dirty: mysql.Connection;
+}
+
+let database: TestDatabase | undefined;
+let running: Pair | undefined;
+
+async function startPair(name: string, env: Record<string, string>): Promise<Pair> {
+  database = await createTestDatabase('mariadb', name);
+  const fullEnv = {
+    DATABASE_URL: database.databaseUrl ?? '',
+    IDEMPOTENCY_LOCK_TIMEOUT_MS: '2000',
+    IDEMPOTENCY_IN_FLIGHT_WAIT_MS: '200',
+    ...env,
+  };
+  // The first instance runs the migrations; the second starts once the tables exist.
+  const doomed = await startAppProcess(fullEnv);
+  const survivor = await startAppProcess(fullEnv);
+  const sql = await connectSql(database.databaseUrl ?? '');
+  const dirty = await connectSql(database.databaseUrl ?? '');
+  await dirty.query('SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED');
+  running = { doomed, survivor, sql, dirty };
+  return running;
+}
+
+afterEach(async () => {
+  await Promise.all([running?.doomed.stop(), running?.survivor.stop()]);
+  await running?.sql.end();
+  await running?.dirty.end();
+  await database?.drop();
+  running = undefined;
+  database = undefined;
+});
+
+function paymentsOf(sql: mysql.Connection, customerId: string): Promise<number> {
+  return countRows(sql, 'SELECT COUNT(*) AS n FROM payments WHERE customer_id = ?', [customerId]);
+}
+
+async function paymentIdsOf(sql: mysql.Connection, customerId: string): Promise<string[]> {
+  const [rows] = await sql.query('SELECT id FROM payments WHERE customer_id = ?', [customerId]);
+  return (rows as Array<{ id: string }>).map((row) => row.id);
+}
+
+function claimOf(sql: mysql.Connection, key: string): Promise<string | undefined> {
+  return sql
+    .query('SELECT state FROM idempotency_records WHERE idempotency_key = ?', [key])
+    .then(([rows]) => (rows as Array<{ state: string }>)[0]?.state);
+}
+
+function codeOf(answer: RawAnswer): string | undefined {
+  return (JSON.parse(answer.body.toString()) as { error?: { code?: string } }).error?.code;
+}
+
+function slowPayment() {
+  return { amount: 4200, currency: 'EUR', customerId: `cus_${randomUUID().replaceAll('-', '')}`, processingMs: 4000 };
+}
+
+/** Sends without waiting for the answer; the promise never rejects (a killed server ends it). */
+function sendInBackground(url: string, key: string, body: unknown): Promise<RawAnswer | Error> {
+  return send(url, 'POST', '/v1/payments', { key, body }).catch((error: unknown) => error as Error);
+}
+
+/** Retries on `instance` until it answers 201; returns every answer, the 201 last. */
+async function retryUntilCreated(instance: AppProcess, key: string, body: unknown): Promise<RawAnswer[]> {
+  const answers: RawAnswer[] = [];
+  await eventually(async () => {
+    const answer = await send(instance.url, 'POST', '/v1/payments', { key, body });
+    answers.push(answer);
+    return answer.status === 201 ? answer : undefined;
+  }, 40, 250);
+  return answers;
+}
+
+describe('atomic mode when the process running a payment dies before the commit', () => {
+  it('atomic mode: a payment written but not committed when its process is killed -9 is rolled back, so the retry elsewhere after the lease leaves exactly one payment, which replays afterwards (R20, R22)', async () => {
+    const { doomed, survivor, sql, dirty } = await startPair('atomic_crash', {});
+    const key = randomUUID();
+    const body = slowPayment();
+    void sendInBackground(doomed.url, key, body);
+    await eventually(() => claimOf(sql, key));
+    // The handler has inserted the payment, inside the transaction that is still open.
+    await eventually(async () => ((await paymentsOf(dirty, body.customerId)) === 1 ? true : undefined));
+    expect(await paymentsOf(sql, body.customerId)).toBe(0);
+
+    doomed.signal('SIGKILL');
+    await doomed.exited();
+    const answers = await retryUntilCreated(survivor, key, body);
+
+    const created = answers[answers.length - 1];
+    expect(answers.slice(0, -1).map((answer) => [answer.status, codeOf(answer)])).toEqual(
+      answers.slice(0, -1).map(() => [409, 'idempotency_conflict']),
+    );
+    expect(created.headers.get('idempotency-replayed')).toBeNull();
+    const ids = await paymentIdsOf(sql, body.customerId);
+    expect(ids).toEqual([(JSON.parse(created.body.toString()) as { id: string }).id]);
+
+    const replay = await send(survivor.url, 'POST', '/v1/payments', { key, body });
+    expect(replay.status).toBe(201);
+    expect(replay.headers.get('idempotency-replayed')).toBe('true');
+    expect(replay.body.equals(created.body)).toBe(true);
+    expect((JSON.parse(replay.body.toString()) as { id: string }).id).toBe(ids[0]);
+    expect(await paymentsOf(sql, body.customerId)).toBe(1);
+  }, 60_000);
+
+  it('without atomic mode (IDEMPOTENCY_ATOMIC=off): a payment committed before its process is killed -9 stays, so the retry elsewhere after the lease leaves two payments, the duplicate atomic mode prevents (R20, R22)', async () => {
+    const { doomed, survivor, sql } = await startPair('atomic_crash_plain', { IDEMPOTENCY_ATOMIC: 'off' });
+    const key = randomUUID();
+    const body = slowPayment();
+    void sendInBackground(doomed.url, key, body);
+    await eventually(() => claimOf(sql, key));
+    // Plain mode: the insert commits on its own, while the handler is still running.
+    await eventually(async () => ((await paymentsOf(sql, body.customerId)) === 1 ? true : undefined));
+    const [crashedWrite] = await paymentIdsOf(sql, body.customerId);
+
+    doomed.signal('SIGKILL');
+    await doomed.exited();
+    const answers = await retryUntilCreated(survivor, key, body);
+
+    const created = answers[answers.length - 1];
+    expect(answers.slice(0, -1).map((answer) => [answer.status, codeOf(answer)])).toEqual(
+      answers.slice(0, -1).map(() => [409, 'idempotency_conflict']),
+    );
+    expect(created.headers.get('idempotency-replayed')).toBeNull();
+    const retriedId = (JSON.parse(created.body.toString()) as { id: string }).id;
+    expect(retriedId).not.toBe(crashedWrite);
+    expect((await paymentIdsOf(sql, body.customerId)).sort()).toEqual([crashedWrite, retriedId].sort());
+  }, 60_000);
+});
