@@ -10,7 +10,9 @@ import { Observable, of, tap } from 'rxjs';
 import { storedAccount } from './account/account-resolver.js';
 import { runInTransaction } from './atomic/idempotency-transaction.js';
 import { ClaimCoordinator } from './claims/claim-coordinator.js';
+import { IdempotencyConflictError } from './errors/idempotency-conflict.error.js';
 import { IdempotencyUnavailableError } from './errors/idempotency-unavailable.error.js';
+import type { IdempotencyError } from './errors/idempotency.error.js';
 import { httpExchangeOf, type HttpExchange } from './http/http-exchange.js';
 import { IdempotentRoutes } from './idempotent-routes.js';
 import { RESOLVED_OPTIONS } from './idempotency.constants.js';
@@ -18,7 +20,7 @@ import type { ResolvedModuleOptions, ResolvedRouteOptions } from './idempotency.
 import { requestKeyOf } from './key/request-key.js';
 import { LeaseHeartbeats } from './lease/lease-heartbeats.js';
 import { captureResponse, type CapturedResponse, type ReplacementResponse } from './response/response-capture.js';
-import { replayStoredResponse } from './response/response-replay.js';
+import { REPLAYED_HEADER, replayStoredResponse } from './response/response-replay.js';
 import { pickStoredHeaders } from './response/stored-headers.js';
 import {
   IDEMPOTENCY_STORE,
@@ -112,10 +114,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
           return undefined;
         }
         try {
-          if (!(await unit.commitWith(claim, stored, keyed.route.ttlMs))) {
-            this.claims.log(keyed.claimRequest, 'lost claim', 'warn');
-          }
-          return undefined;
+          if (await unit.commitWith(claim, stored, keyed.route.ttlMs)) return undefined;
+          // Fenced (R20): a retry took the key over and this run's writes were rolled back, so this
+          // client gets what the owner that did commit stored, or 409 while it still runs.
+          this.claims.log(keyed.claimRequest, 'lost claim', 'warn');
+          return await this.answerOfWinner(keyed);
         } catch (error) {
           // Nothing of the handler's work was committed: say so rather than send what did not happen.
           this.claims.logStoreError(keyed.claimRequest, error);
@@ -123,8 +126,10 @@ export class IdempotencyInterceptor implements NestInterceptor {
           return this.unavailableResponse();
         }
       },
+      // The response is already on its way and cannot be stored: keep the writes it reports, and
+      // free the key, exactly as without atomic mode (R16b).
       abandon: async () => {
-        await unit.rollback().catch(() => undefined);
+        await unit.commit().catch((error: unknown) => this.claims.logStoreError(keyed.claimRequest, error));
         await this.claims.release(keyed.claimRequest, claim);
       },
     };
@@ -172,8 +177,21 @@ export class IdempotencyInterceptor implements NestInterceptor {
     return { status: response.status, headers: pickStoredHeaders(response.headers, route.storedHeaders), body: response.body };
   }
 
+  private async answerOfWinner(keyed: KeyedRequest): Promise<ReplacementResponse> {
+    const { account, key } = keyed.claimRequest;
+    const found = await this.store.inspect(account, key).catch(() => undefined);
+    if (found?.status === 'completed') {
+      const { response } = found;
+      return { status: response.status, headers: { ...flatHeaders(response.headers), [REPLAYED_HEADER]: 'true' }, body: response.body };
+    }
+    return this.errorResponse(new IdempotencyConflictError(keyed.route.inFlightWaitMs / 1000));
+  }
+
   private unavailableResponse(): ReplacementResponse {
-    const error = new IdempotencyUnavailableError();
+    return this.errorResponse(new IdempotencyUnavailableError());
+  }
+
+  private errorResponse(error: IdempotencyError): ReplacementResponse {
     const formatted = this.options.errorFormatter({
       code: error.code,
       message: (error.getResponse() as { error: { message: string } }).error.message,
@@ -194,4 +212,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
         `Return a value from the handler (no @Res() writes, no streams) to make this route replayable.`,
     );
   }
+}
+
+function flatHeaders(headers: Readonly<Record<string, string | string[]>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(', ') : value]));
 }

@@ -11,6 +11,7 @@ import type { EntityManager } from 'typeorm';
 import { storedAccount } from './account/account-resolver.js';
 import { runInTransaction } from './atomic/idempotency-transaction.js';
 import { ClaimCoordinator } from './claims/claim-coordinator.js';
+import { IdempotencyConflictError } from './errors/idempotency-conflict.error.js';
 import { IdempotencyUnavailableError } from './errors/idempotency-unavailable.error.js';
 import { LeaseHeartbeats } from './lease/lease-heartbeats.js';
 import {
@@ -55,6 +56,7 @@ export interface RunOnceContext {
 }
 
 const NO_FINGERPRINT = 'none';
+const RUN_ONCE_SCOPE_PREFIX = 'runOnce:';
 
 /** Operations on stored idempotency records that are not tied to one HTTP request. */
 @Injectable()
@@ -86,7 +88,8 @@ export class IdempotencyService implements OnApplicationBootstrap, OnModuleDestr
       atomic: options.atomic,
     });
     const request: ClaimRequest = {
-      account: storedAccount(options.scope),
+      // Prefixed so that a scope never shares keys with an HTTP account of the same name.
+      account: storedAccount(`${RUN_ONCE_SCOPE_PREFIX}${options.scope}`),
       key: options.key,
       fingerprint: options.fingerprint ?? NO_FINGERPRINT,
       ttlMs: route.ttlMs,
@@ -143,15 +146,22 @@ export class IdempotencyService implements OnApplicationBootstrap, OnModuleDestr
       await this.claims.release(request, claim);
       throw error;
     }
+    let committed: boolean;
     try {
-      if (!(await unit.commitWith(claim, storedResult(result), ttlMs))) this.claims.log(request, 'lost claim', 'warn');
+      committed = await unit.commitWith(claim, storedResult(result), ttlMs);
     } catch (error) {
       // Nothing of the work was committed: the caller must not take it as done.
       this.claims.logStoreError(request, error);
       await this.claims.release(request, claim);
       throw new IdempotencyUnavailableError();
     }
-    return result;
+    if (committed) return result;
+    // Fenced (R20): another caller took the key over and this run's writes were rolled back, so the
+    // caller gets the result of the run that did commit, or a conflict while it still runs.
+    this.claims.log(request, 'lost claim', 'warn');
+    const found = await this.store.inspect(request.account, request.key).catch(() => undefined);
+    if (found?.status === 'completed') return JSON.parse(found.response.body.toString('utf8')) as T;
+    throw new IdempotencyConflictError(1);
   }
 
   /**

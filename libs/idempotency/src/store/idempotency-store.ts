@@ -95,6 +95,8 @@ export interface AtomicUnit {
    * writes never land. Rejects, rolled back, when the commit itself fails.
    */
   commitWith(claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean>;
+  /** Commits the handler's writes without storing a response (the response is not replayable). */
+  commit(): Promise<void>;
   /** Discards the handler's writes. */
   rollback(): Promise<void>;
 }

@@ -102,6 +102,7 @@ export class ReplayCachingStore implements IdempotencyStore {
     const unit = await this.store.beginAtomic();
     return {
       manager: unit.manager,
+      commit: () => unit.commit(),
       rollback: () => unit.rollback(),
       commitWith: async (claim, response, ttlMs) => {
         const sentAt = performance.now();

@@ -168,6 +168,7 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
           throw error;
         }
       },
+      commit: () => finish(true),
       rollback: () => finish(false),
     };
   }

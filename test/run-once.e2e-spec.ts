@@ -1,0 +1,276 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import {
+  IdempotencyConflictError,
+  IdempotencyKeyReuseError,
+  IdempotencyService,
+  IdempotencyTransaction,
+  type RunOnceContext,
+} from 'nestjs-idempotency';
+import { startProbeApp, type RunningProbeApp } from './support/probe-app.js';
+import type { DatabaseKind } from './support/test-database.js';
+
+const DATABASES: ReadonlyArray<readonly [DatabaseKind, string]> = [
+  ['mariadb', 'run_once'],
+  ['sqlite', 'run_once_sqlite'],
+];
+
+/** A promise the test settles when it chooses, so "still in flight" is a fact, not a guess at timing. */
+function gate<T = void>(): { readonly promise: Promise<T>; open(value: T): void } {
+  let open!: (value: T) => void;
+  const promise = new Promise<T>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
+
+/** The rejection of `promise`, or a failure if it resolves. */
+async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    (value) => {
+      throw new Error(`expected a rejection, got ${JSON.stringify(value)}`);
+    },
+    (error: unknown) => error,
+  );
+}
+
+describe.each(DATABASES)('IdempotencyService.runOnce on %s', (database, suite) => {
+  let probe: RunningProbeApp;
+  let service: IdempotencyService;
+
+  beforeAll(async () => {
+    probe = await startProbeApp({ database, platform: 'express', suite });
+    service = probe.app.get(IdempotencyService);
+  });
+
+  afterAll(async () => {
+    await probe?.close();
+  });
+
+  const scope = 'webhook:stripe';
+
+  it('runs the function once for 20 concurrent calls with one key and gives every call its result; a later call gets the stored result without running it (R23, R11, R9)', async () => {
+    const key = `evt_${randomUUID()}`;
+    let runs = 0;
+    const work = async (): Promise<{ eventId: string; handled: number; lines: Array<number | string> }> => {
+      runs++;
+      await sleep(50);
+      return { eventId: key, handled: runs, lines: [1, 'two', 3] };
+    };
+    const results = await Promise.all(Array.from({ length: 20 }, () => service.runOnce({ scope, key }, work)));
+    const expected = { eventId: key, handled: 1, lines: [1, 'two', 3] };
+    expect(runs).toBe(1);
+    for (const result of results) expect(result).toEqual(expected);
+
+    const later = await service.runOnce({ scope, key }, work);
+    expect(later).toEqual(expected);
+    expect(runs).toBe(1);
+  });
+
+  it('rejects the same key with another fingerprint with IdempotencyKeyReuseError (code idempotency_key_reuse) without running the function (R23, R10)', async () => {
+    const key = `evt_${randomUUID()}`;
+    let runs = 0;
+    await service.runOnce({ scope, key, fingerprint: 'payload-a' }, () => ++runs);
+    const error = await rejectionOf(service.runOnce({ scope, key, fingerprint: 'payload-b' }, () => ++runs));
+    expect(error).toBeInstanceOf(IdempotencyKeyReuseError);
+    expect((error as IdempotencyKeyReuseError).code).toBe('idempotency_key_reuse');
+    expect(runs).toBe(1);
+    expect(await service.runOnce({ scope, key, fingerprint: 'payload-a' }, () => ++runs)).toBe(1);
+  });
+
+  it('rejects another fingerprint at once while the first call is still in flight, without waiting for it (R23, R10)', async () => {
+    const key = `evt_${randomUUID()}`;
+    const started = gate();
+    const release = gate();
+    let firstDone = false;
+    const first = service
+      .runOnce({ scope, key, fingerprint: 'payload-a' }, async () => {
+        started.open();
+        await release.promise;
+        return 'first';
+      })
+      .finally(() => {
+        firstDone = true;
+      });
+    await started.promise;
+    const error = await rejectionOf(service.runOnce({ scope, key, fingerprint: 'payload-b' }, () => 'second'));
+    expect(error).toBeInstanceOf(IdempotencyKeyReuseError);
+    expect((error as IdempotencyKeyReuseError).code).toBe('idempotency_key_reuse');
+    expect(firstDone).toBe(false);
+    release.open();
+    expect(await first).toBe('first');
+  });
+
+  it('rejects with the error the function threw and releases the key: the next call with that key runs the function again (R23, R14)', async () => {
+    const key = `evt_${randomUUID()}`;
+    const failure = new Error('the webhook handler failed');
+    let runs = 0;
+    const error = await rejectionOf(
+      service.runOnce({ scope, key }, () => {
+        runs++;
+        throw failure;
+      }),
+    );
+    expect(error).toBe(failure);
+
+    const retried = await service.runOnce({ scope, key }, () => {
+      runs++;
+      return { retried: true };
+    });
+    expect(retried).toEqual({ retried: true });
+    expect(runs).toBe(2);
+  });
+
+  it('rejects a second call with idempotency_conflict once its inFlightWaitMs runs out while the first is still in flight, and lets a call with the default wait get the result (R23, R11)', async () => {
+    const key = `evt_${randomUUID()}`;
+    const started = gate();
+    const release = gate();
+    let runs = 0;
+    const first = service.runOnce({ scope, key }, async () => {
+      runs++;
+      started.open();
+      await release.promise;
+      return { charged: 42 };
+    });
+    await started.promise;
+
+    const conflict = await rejectionOf(service.runOnce({ scope, key, inFlightWaitMs: 100 }, () => ++runs));
+    expect(conflict).toBeInstanceOf(IdempotencyConflictError);
+    expect((conflict as IdempotencyConflictError).code).toBe('idempotency_conflict');
+
+    let waiterDone = false;
+    const waiter = service
+      .runOnce({ scope, key }, () => {
+        runs++;
+        return { charged: -1 };
+      })
+      .finally(() => {
+        waiterDone = true;
+      });
+    // Let the waiter find the claim in flight before the first call finishes.
+    await sleep(150);
+    expect(waiterDone).toBe(false);
+    release.open();
+    expect(await first).toEqual({ charged: 42 });
+    expect(await waiter).toEqual({ charged: 42 });
+    expect(runs).toBe(1);
+  });
+
+  it('keeps keys of different scopes apart: the same key in two scopes runs the function in each (R23, R5)', async () => {
+    const key = `id_${randomUUID()}`;
+    let runs = 0;
+    const webhook = await service.runOnce({ scope: 'webhook:stripe', key }, () => ({ scope: 'webhook', run: ++runs }));
+    const job = await service.runOnce({ scope: 'job:invoices', key }, () => ({ scope: 'job', run: ++runs }));
+    expect(webhook).toEqual({ scope: 'webhook', run: 1 });
+    expect(job).toEqual({ scope: 'job', run: 2 });
+    expect(await service.runOnce({ scope: 'webhook:stripe', key }, () => ({ scope: 'webhook', run: ++runs }))).toEqual(webhook);
+    expect(await service.runOnce({ scope: 'job:invoices', key }, () => ({ scope: 'job', run: ++runs }))).toEqual(job);
+    expect(runs).toBe(2);
+  });
+
+  it('gives the function no transaction manager unless atomic is asked for (R23, R22)', async () => {
+    let seen: RunOnceContext | undefined;
+    await service.runOnce({ scope, key: `evt_${randomUUID()}` }, (context) => {
+      seen = context;
+      return null;
+    });
+    expect(seen).toEqual({ manager: undefined });
+  });
+});
+
+describe('IdempotencyService.runOnce({ atomic: true }) on mariadb', () => {
+  let probe: RunningProbeApp;
+  let service: IdempotencyService;
+
+  beforeAll(async () => {
+    probe = await startProbeApp({ database: 'mariadb', platform: 'express', suite: 'run_once' });
+    service = probe.app.get(IdempotencyService);
+    await probe.dataSource.query('CREATE TABLE job_effects (id VARCHAR(64) NOT NULL PRIMARY KEY, job VARCHAR(64) NOT NULL)');
+  });
+
+  afterAll(async () => {
+    await probe?.close();
+  });
+
+  async function effects(job: string): Promise<number> {
+    const [row] = (await probe.dataSource.query('SELECT COUNT(*) AS n FROM job_effects WHERE job = ?', [job])) as Array<{ n: string | number }>;
+    return Number(row.n);
+  }
+
+  const scope = 'job:invoices';
+
+  it('rolls back the writes made through the manager when the function throws, releases the key, and commits them with the result when it succeeds (R23, R22)', async () => {
+    const key = `job_${randomUUID()}`;
+    const failure = new Error('the job failed after writing');
+    let runs = 0;
+    const error = await rejectionOf(
+      service.runOnce({ scope, key, atomic: true }, async ({ manager }) => {
+        runs++;
+        await manager!.query('INSERT INTO job_effects (id, job) VALUES (?, ?)', [randomUUID(), key]);
+        throw failure;
+      }),
+    );
+    expect(error).toBe(failure);
+    expect(await effects(key)).toBe(0);
+
+    const result = await service.runOnce({ scope, key, atomic: true }, async ({ manager }) => {
+      runs++;
+      await manager!.query('INSERT INTO job_effects (id, job) VALUES (?, ?)', [randomUUID(), key]);
+      return { invoiced: true };
+    });
+    expect(result).toEqual({ invoiced: true });
+    expect(runs).toBe(2);
+    expect(await effects(key)).toBe(1);
+
+    const later = await service.runOnce({ scope, key, atomic: true }, () => {
+      runs++;
+      return { invoiced: false };
+    });
+    expect(later).toEqual({ invoiced: true });
+    expect(runs).toBe(2);
+    expect(await effects(key)).toBe(1);
+  });
+
+  it('puts writes made through the injected IdempotencyTransaction in the same transaction: rolled back on a throw (R23, R22)', async () => {
+    const key = `job_${randomUUID()}`;
+    const transaction = probe.app.get(IdempotencyTransaction);
+    let active: boolean | undefined;
+    await rejectionOf(
+      service.runOnce({ scope, key, atomic: true }, async () => {
+        active = transaction.active;
+        await transaction.manager.query('INSERT INTO job_effects (id, job) VALUES (?, ?)', [randomUUID(), key]);
+        throw new Error('failed after writing through IdempotencyTransaction');
+      }),
+    );
+    expect(active).toBe(true);
+    expect(await effects(key)).toBe(0);
+  });
+});
+
+describe('IdempotencyService.runOnce({ atomic: true }) on sqlite', () => {
+  let probe: RunningProbeApp;
+  let service: IdempotencyService;
+
+  beforeAll(async () => {
+    probe = await startProbeApp({ database: 'sqlite', platform: 'express', suite: 'run_once_sqlite' });
+    service = probe.app.get(IdempotencyService);
+  });
+
+  afterAll(async () => {
+    await probe?.close();
+  });
+
+  it('rejects atomic: true with an Error naming MySQL/MariaDB, without running the function or leaving the key claimed (R23, R22)', async () => {
+    const scope = 'job:invoices';
+    const key = `job_${randomUUID()}`;
+    let runs = 0;
+    const error = await rejectionOf(service.runOnce({ scope, key, atomic: true }, () => ++runs));
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(/MySQL\/MariaDB|MySQL or MariaDB/);
+    expect(runs).toBe(0);
+
+    const plain = await service.runOnce({ scope, key, inFlightWaitMs: 0 }, () => ({ run: ++runs }));
+    expect(plain).toEqual({ run: 1 });
+  });
+});
