@@ -5,41 +5,12 @@ import type { FingerprintInput } from 'nestjs-idempotency';
 import request from 'supertest';
 import { PLATFORM_MATRIX } from './support/payments-app.js';
 import { startProbeApp, type RunningProbeApp } from './support/probe-app.js';
-
-type SentResponse = Awaited<request.Test>;
+import { bytes, expectFresh, expectReplayOf, json, type SentResponse } from './support/raw-responses.js';
 
 // Body parsers' default limits: Express (body-parser) 100 kB, Fastify 1 MiB. Stay under each.
 const LARGE_BODY_BYTES = { express: 90_000, fastify: 900_000 } as const;
 const NESTING_DEPTH = 5000;
 
-/** Buffers the response body as it came off the wire, so bodies compare byte for byte. */
-function bytes(test: request.Test): request.Test {
-  return test.buffer(true).parse((response, callback) => {
-    const stream = response as unknown as NodeJS.ReadableStream;
-    const chunks: Buffer[] = [];
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stream.on('end', () => callback(null, Buffer.concat(chunks)));
-  });
-}
-
-function bodyBytes(response: SentResponse): Buffer {
-  return response.body as Buffer;
-}
-
-function json(response: SentResponse): Record<string, unknown> {
-  return JSON.parse(bodyBytes(response).toString('utf8')) as Record<string, unknown>;
-}
-
-function expectFresh(response: SentResponse): void {
-  expect(response.headers['idempotency-replayed']).toBeUndefined();
-}
-
-function expectReplayOf(replay: SentResponse, original: SentResponse): void {
-  expect(replay.status).toBe(original.status);
-  expect(replay.headers['idempotency-replayed']).toBe('true');
-  expect(replay.headers['content-type']).toBe(original.headers['content-type']);
-  expect(bodyBytes(replay).equals(bodyBytes(original))).toBe(true);
-}
 
 function expectReuseRefusal(response: SentResponse): void {
   expect(response.status).toBe(422);

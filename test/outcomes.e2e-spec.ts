@@ -4,41 +4,11 @@ import { Logger } from '@nestjs/common';
 import request from 'supertest';
 import { PLATFORM_MATRIX, startPaymentsApp, type RunningPaymentsApp } from './support/payments-app.js';
 import { startProbeApp, type RunningProbeApp } from './support/probe-app.js';
-
-type SentResponse = Awaited<request.Test>;
+import { bodyBytes, bytes, expectFresh, expectReplayOf, json } from './support/raw-responses.js';
 
 const STORED_ERROR_STATUSES = [402, 404, 410, 422];
 const RELEASED_STATUSES = [400, 401, 403, 408, 409, 423, 425, 429, 500, 502, 503];
 
-/** Buffers the response body as it came off the wire, so bodies compare byte for byte. */
-function bytes(test: request.Test): request.Test {
-  return test.buffer(true).parse((response, callback) => {
-    const stream = response as unknown as NodeJS.ReadableStream;
-    const chunks: Buffer[] = [];
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stream.on('end', () => callback(null, Buffer.concat(chunks)));
-  });
-}
-
-function bodyBytes(response: SentResponse): Buffer {
-  return response.body as Buffer;
-}
-
-function json(response: SentResponse): Record<string, unknown> {
-  return JSON.parse(bodyBytes(response).toString('utf8')) as Record<string, unknown>;
-}
-
-function expectFresh(response: SentResponse): void {
-  expect(response.headers['idempotency-replayed']).toBeUndefined();
-}
-
-function expectReplayOf(replay: SentResponse, original: SentResponse): void {
-  expect(replay.status).toBe(original.status);
-  expect(replay.headers['idempotency-replayed']).toBe('true');
-  expect(replay.headers['content-type']).toBe(original.headers['content-type']);
-  expect(replay.headers['content-length']).toBe(original.headers['content-length']);
-  expect(bodyBytes(replay).equals(bodyBytes(original))).toBe(true);
-}
 
 describe.each(PLATFORM_MATRIX)('outcomes on %s with %s', (database, platform) => {
   describe('default options', () => {
