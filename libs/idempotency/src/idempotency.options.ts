@@ -21,6 +21,7 @@ import type { IdempotencyKeyFormat } from './key/idempotency-key.parser.js';
 import { assertStorableHeaders, DEFAULT_STORED_HEADERS } from './response/stored-headers.js';
 import { defaultStoreResponse, type StoreResponsePredicate } from './response/stored-status-policy.js';
 import type { IdempotencyStore } from './store/idempotency-store.js';
+import { DEFAULT_STORE_TIMEOUT_MS } from './store/typeorm-idempotency.store.js';
 import type { ReplayCacheOptions } from './store/replay-cache.store.js';
 
 /** Options that a route can set in `@Idempotent({...})`, overriding the module's. */
@@ -117,7 +118,7 @@ export const DEFAULT_TTL_MS = 24 * 60 * 60 * 1000;
 export const DEFAULT_IN_FLIGHT_WAIT_MS = 3000;
 export const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_LOCK_HOLD_MS = 60 * 60 * 1000;
-const DEFAULT_STORE_TIMEOUT_MS = 5000;
+
 const DEFAULT_PURGE_BATCH_SIZE = 500;
 const MAX_DURATION_MS = 366 * 24 * 60 * 60 * 1000;
 

@@ -45,7 +45,7 @@ export interface RunOnceOptions {
   readonly lockTimeoutMs?: number;
   /** How long a call waits for another call with the same key to finish. Default: the module's. */
   readonly inFlightWaitMs?: number;
-  /** Run `work` in a transaction that commits with the stored result (R22). Default false. */
+  /** Run `work` in a transaction that commits with the stored result (R22). Default: the module's `atomic`. */
   readonly atomic?: boolean;
 }
 
