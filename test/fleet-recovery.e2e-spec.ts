@@ -153,6 +153,35 @@ describe('exactly once when instances crash, stall, freeze and restart', () => {
     expect(await exportsOf(sql, body.datastreamId)).toBe(2);
   }, 60_000);
 
+  it("fences a frozen owner in atomic mode: its late commit is rolled back, one payment remains, and its client gets the winner's stored answer (R20, R22)", async () => {
+    const { instances: [frozen, other], sql } = await startFleet('fleet_fencing_atomic', 2, {
+      IDEMPOTENCY_LOCK_TIMEOUT_MS: '1000',
+      IDEMPOTENCY_IN_FLIGHT_WAIT_MS: '200',
+    });
+    const key = randomUUID();
+    const customerId = `cus_fenced_${randomUUID().slice(0, 8)}`;
+    const body = { amount: 1500, currency: 'EUR', customerId, processingMs: 1200 };
+    const late = send(frozen.url, 'POST', '/v1/payments', { key, body }).catch((error: unknown) => error as Error);
+    await eventually(() => claimOf(sql, key));
+    frozen.signal('SIGSTOP');
+    await sleep(2500);
+
+    const takeover = await eventually(async () => {
+      const answer = await send(other.url, 'POST', '/v1/payments', { key, body });
+      return answer.status === 201 ? answer : undefined;
+    }, 40, 250);
+    expect(takeover.headers.get('idempotency-replayed')).toBeNull();
+    frozen.signal('SIGCONT');
+    const lateAnswer = await late;
+
+    expect(lateAnswer).not.toBeInstanceOf(Error);
+    expect((lateAnswer as RawAnswer).status).toBe(201);
+    expect((lateAnswer as RawAnswer).headers.get('idempotency-replayed')).toBe('true');
+    expect((lateAnswer as RawAnswer).body.equals(takeover.body)).toBe(true);
+    await eventually(async () => (/lost claim/.test(frozen.output()) ? true : undefined), 50);
+    expect(await countRows(sql, 'SELECT COUNT(*) AS n FROM payments WHERE customer_id = ?', [customerId])).toBe(1);
+  }, 60_000);
+
   it('finishes and stores in-flight requests when an instance gets SIGTERM, so their retries elsewhere are replayed at once (rolling restart)', async () => {
     const { instances: [leaving, staying], sql } = await startFleet('fleet_restart', 2, {
       IDEMPOTENCY_IN_FLIGHT_WAIT_MS: '200',
