@@ -1,5 +1,6 @@
 import { Catch, Inject, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
+import { renderIdempotencyError } from './errors/error-formatter.js';
 import { IdempotencyError } from './errors/idempotency.error.js';
 import { RESOLVED_OPTIONS } from './idempotency.constants.js';
 import type { ResolvedModuleOptions } from './idempotency.options.js';
@@ -16,15 +17,8 @@ export class IdempotencyErrorFilter implements ExceptionFilter<IdempotencyError>
     if (host.getType() !== 'http') throw error;
     const adapter = this.adapterHost.httpAdapter;
     const response = host.switchToHttp().getResponse<unknown>();
-    const status = error.getStatus();
-    const formatted = this.options.errorFormatter({ code: error.code, message: messageOf(error), status });
-    for (const [name, value] of Object.entries(error.headers)) adapter.setHeader(response, name, value);
-    adapter.setHeader(response, 'Content-Type', formatted.contentType);
-    adapter.reply(response, JSON.stringify(formatted.body), status);
+    const rendered = renderIdempotencyError(error, this.options.errorFormatter);
+    for (const [name, value] of Object.entries(rendered.headers)) adapter.setHeader(response, name, value);
+    adapter.reply(response, rendered.body, rendered.status);
   }
-}
-
-function messageOf(error: IdempotencyError): string {
-  const body = error.getResponse() as { error?: { message?: string } };
-  return body.error?.message ?? error.message;
 }

@@ -10,6 +10,7 @@ import { Observable, of, tap } from 'rxjs';
 import { storedAccount } from './account/account-resolver.js';
 import { runInTransaction } from './atomic/idempotency-transaction.js';
 import { ClaimCoordinator } from './claims/claim-coordinator.js';
+import { renderIdempotencyError } from './errors/error-formatter.js';
 import { IdempotencyConflictError } from './errors/idempotency-conflict.error.js';
 import { IdempotencyUnavailableError } from './errors/idempotency-unavailable.error.js';
 import type { IdempotencyError } from './errors/idempotency.error.js';
@@ -178,10 +179,9 @@ export class IdempotencyInterceptor implements NestInterceptor {
   }
 
   private async answerOfWinner(keyed: KeyedRequest): Promise<ReplacementResponse> {
-    const { account, key } = keyed.claimRequest;
-    const found = await this.store.inspect(account, key).catch(() => undefined);
-    if (found?.status === 'completed') {
-      const { response } = found;
+    const winner = await this.claims.completedBy(keyed.claimRequest);
+    if (winner) {
+      const { response } = winner;
       return { status: response.status, headers: { ...flatHeaders(response.headers), [REPLAYED_HEADER]: 'true' }, body: response.body };
     }
     return this.errorResponse(new IdempotencyConflictError(keyed.route.inFlightWaitMs / 1000));
@@ -192,16 +192,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
   }
 
   private errorResponse(error: IdempotencyError): ReplacementResponse {
-    const formatted = this.options.errorFormatter({
-      code: error.code,
-      message: (error.getResponse() as { error: { message: string } }).error.message,
-      status: error.getStatus(),
-    });
-    return {
-      status: error.getStatus(),
-      headers: { ...error.headers, 'content-type': formatted.contentType },
-      body: Buffer.from(JSON.stringify(formatted.body)),
-    };
+    const rendered = renderIdempotencyError(error, this.options.errorFormatter);
+    return { ...rendered, body: Buffer.from(rendered.body) };
   }
 
   private warnUnreplayableOnce(routeLabel: string, reason: string): void {

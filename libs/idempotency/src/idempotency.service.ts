@@ -159,8 +159,8 @@ export class IdempotencyService implements OnApplicationBootstrap, OnModuleDestr
     // Fenced (R20): another caller took the key over and this run's writes were rolled back, so the
     // caller gets the result of the run that did commit, or a conflict while it still runs.
     this.claims.log(request, 'lost claim', 'warn');
-    const found = await this.store.inspect(request.account, request.key).catch(() => undefined);
-    if (found?.status === 'completed') return JSON.parse(found.response.body.toString('utf8')) as T;
+    const winner = await this.claims.completedBy(request);
+    if (winner) return JSON.parse(winner.response.body.toString('utf8')) as T;
     throw new IdempotencyConflictError(1);
   }
 

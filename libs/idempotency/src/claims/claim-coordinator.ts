@@ -94,6 +94,15 @@ export class ClaimCoordinator {
     return this.settle(request, claim, undefined, 0);
   }
 
+  /**
+   * After a lost claim (R20): the record of the run that did complete, if it has; a failed read
+   * counts as not yet, since the caller then answers as for a run still in flight.
+   */
+  async completedBy(request: ClaimRequest): Promise<CompletedRecord | undefined> {
+    const found = await this.store.inspect(request.account, request.key).catch(() => undefined);
+    return found?.status === 'completed' ? found : undefined;
+  }
+
   log(request: ClaimRequest, outcome: string, level: 'debug' | 'warn' = 'debug'): void {
     // Skip building the line on the hot path when nobody would read it.
     if (!Logger.isLevelEnabled(level)) return;

@@ -1,4 +1,4 @@
-import type { IdempotencyErrorCode } from './idempotency.error.js';
+import type { IdempotencyError, IdempotencyErrorCode } from './idempotency.error.js';
 
 /** What a formatter receives about a refused request. */
 export interface IdempotencyErrorDetails {
@@ -33,3 +33,22 @@ export const problemJsonErrorFormatter: IdempotencyErrorFormatter = ({ code, mes
     code,
   },
 });
+
+/** A refusal ready to send: status, headers (its own and the content type) and the body text. */
+export interface RenderedIdempotencyError {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
+/** Renders a contract error with the configured formatter: the one place refusals take their shape. */
+export function renderIdempotencyError(error: IdempotencyError, formatter: IdempotencyErrorFormatter): RenderedIdempotencyError {
+  const status = error.getStatus();
+  const response = error.getResponse() as { error?: { message?: string } };
+  const formatted = formatter({ code: error.code, message: response.error?.message ?? error.message, status });
+  return {
+    status,
+    headers: { ...error.headers, 'content-type': formatted.contentType },
+    body: JSON.stringify(formatted.body),
+  };
+}

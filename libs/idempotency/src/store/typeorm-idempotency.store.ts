@@ -9,7 +9,7 @@ import type {
   IdempotencyStore,
   StoredResponse,
 } from './idempotency-store.js';
-import { sqlDialect, sqlFamilyOf, type SqlDialect } from './sql-dialect.js';
+import { sqlDialect, sqlFamilyOf, type SqlDialect, type SqlFamily } from './sql-dialect.js';
 
 interface RecordRow {
   owner_token: string;
@@ -62,6 +62,7 @@ const RECORD_COLUMNS = 'owner_token, fingerprint, state, response_status, respon
  */
 export class TypeOrmIdempotencyStore implements IdempotencyStore {
   private statements?: Promise<Statements>;
+  private readonly family: SqlFamily;
   private readonly timeoutMs: number;
   private readonly forceWithoutReturning: boolean;
 
@@ -69,7 +70,7 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
     private readonly dataSource: DataSource,
     options: TypeOrmIdempotencyStoreOptions = {},
   ) {
-    sqlFamilyOf(dataSource.options.type);
+    this.family = sqlFamilyOf(dataSource.options.type);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
     this.forceWithoutReturning = options.withoutReturning ?? false;
   }
@@ -124,7 +125,7 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
   }
 
   atomicUnsupportedReason(): string | undefined {
-    if (sqlFamilyOf(this.dataSource.options.type) === 'mysql') return undefined;
+    if (this.family === 'mysql') return undefined;
     return (
       'atomic mode needs MySQL or MariaDB. A better-sqlite3 DataSource has one connection that TypeORM ' +
       "shares among all queries, so a transaction held open across one handler would take in every other request's statements."
@@ -202,7 +203,7 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
     prepared = true,
   ): Promise<{ records: RecordRow[]; affected: number }> {
     return this.withRunner(async (runner) => {
-      if (prepared && sqlFamilyOf(this.dataSource.options.type) === 'mysql') {
+      if (prepared && this.family === 'mysql') {
         return executePrepared(this.dataSource, runner, sql, params);
       }
       const result = await runner.query(sql, params, true);
@@ -253,15 +254,14 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
   }
 
   private async prepare(): Promise<Statements> {
-    const family = sqlFamilyOf(this.dataSource.options.type);
     let returning = false;
-    if (family === 'mysql' && !this.forceWithoutReturning) {
+    if (this.family === 'mysql' && !this.forceWithoutReturning) {
       const rows = (await this.withRunner((runner) => runner.query('SELECT VERSION() AS version'))) as Array<{
         version: string;
       }>;
       returning = mariaDbHasReturning(rows[0]?.version ?? '');
     }
-    return buildStatements(sqlDialect(family, returning));
+    return buildStatements(sqlDialect(this.family, returning));
   }
 }
 
