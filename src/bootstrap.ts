@@ -1,5 +1,6 @@
 import { NestFactory } from '@nestjs/core';
 import type { INestApplication, LogLevel } from '@nestjs/common';
+import compression from 'compression';
 import { AppModule } from './app.module.js';
 import { apiValidationPipe } from './common/validation.pipe.js';
 import type { AppConfig } from './config/app-config.js';
@@ -13,18 +14,31 @@ export async function createPaymentsApp(
   platform: HttpPlatform = 'express',
   logger: LogLevel[] = ['error', 'warn', 'log'],
 ): Promise<INestApplication> {
-  const app =
-    platform === 'fastify'
-      ? await NestFactory.create(AppModule.forRoot(config), await fastifyAdapter(), { logger, rawBody: true })
-      : await NestFactory.create(AppModule.forRoot(config), { logger, rawBody: true });
+  const app = platform === 'fastify' ? await createOnFastify(config, logger) : await createOnExpress(config, logger);
   app.useGlobalPipes(apiValidationPipe());
   // SIGTERM lets in-flight requests finish and store their outcome before the process exits.
   app.enableShutdownHooks();
   return app;
 }
 
-async function fastifyAdapter() {
+// Responses are compressed as production apps commonly do, with each package's default threshold.
+async function createOnExpress(config: AppConfig, logger: LogLevel[]): Promise<INestApplication> {
+  const app = await NestFactory.create(AppModule.forRoot(config), { logger, rawBody: true });
+  app.use(compression());
+  return app;
+}
+
+async function createOnFastify(config: AppConfig, logger: LogLevel[]): Promise<INestApplication> {
   // Imported only when asked for: the example runs on Express by default.
-  const { FastifyAdapter } = await import('@nestjs/platform-fastify');
-  return new FastifyAdapter();
+  const [{ FastifyAdapter }, { default: compress }] = await Promise.all([
+    import('@nestjs/platform-fastify'),
+    import('@fastify/compress'),
+  ]);
+  const app = await NestFactory.create<import('@nestjs/platform-fastify').NestFastifyApplication>(
+    AppModule.forRoot(config),
+    new FastifyAdapter(),
+    { logger, rawBody: true },
+  );
+  await app.register(compress);
+  return app;
 }

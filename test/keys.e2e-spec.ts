@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { request as httpRequest, type OutgoingHttpHeaders, type Server } from 'node:http';
+import type { OutgoingHttpHeaders, Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
+import { listenOnLoopback, sendRaw } from './support/coded-http.js';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
 import type { DatabaseKind } from './support/test-database.js';
@@ -8,45 +9,12 @@ import type { HttpPlatform } from '../src/bootstrap.js';
 import { PLATFORM_MATRIX } from './support/payments-app.js';
 import { startProbeApp, type RunningProbeApp } from './support/probe-app.js';
 
-interface RawAnswer {
-  readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: string;
-}
-
-/** Listens on an ephemeral port, so that clients other than supertest can reach the app. */
-async function listen(server: Server): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return (server.address() as AddressInfo).port;
-}
-
 /** Node's own client: an array header value is sent as that many header lines. */
-function nodeRequest(port: number, method: string, path: string, headers: OutgoingHttpHeaders, body = '{}'): Promise<RawAnswer> {
-  return new Promise((resolve, reject) => {
-    const outgoing = httpRequest(
-      {
-        host: '127.0.0.1',
-        port,
-        method,
-        path,
-        agent: false,
-        headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...headers },
-      },
-      (incoming) => {
-        const chunks: Buffer[] = [];
-        incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
-        incoming.on('end', () =>
-          resolve({ status: incoming.statusCode ?? 0, headers: incoming.headers, body: Buffer.concat(chunks).toString('utf8') }),
-        );
-        incoming.on('error', reject);
-      },
-    );
-    outgoing.on('error', reject);
-    outgoing.end(body);
-  });
+async function nodeRequest(server: Server, method: string, path: string, headers: OutgoingHttpHeaders, body = '{}') {
+  const answer = await sendRaw(server, method, path, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...headers }, body);
+  return { status: answer.status, headers: answer.headers, body: answer.decoded.toString('utf8') };
 }
 
-/** Bytes Node's client refuses to send (control characters) go over a plain socket. */
 function socketRequest(port: number, head: Buffer): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
@@ -72,7 +40,8 @@ describe.each(PLATFORM_MATRIX)('idempotency keys on %s with %s', (database, plat
 
   beforeAll(async () => {
     probe = await startProbeApp({ database, platform, suite: 'keys' });
-    port = await listen(probe.server);
+    await listenOnLoopback(probe.server);
+    port = (probe.server.address() as AddressInfo).port;
   });
 
   afterAll(async () => {
@@ -244,7 +213,7 @@ describe.each(PLATFORM_MATRIX)('idempotency keys on %s with %s', (database, plat
       ['two different UUIDs', () => [randomUUID(), randomUUID()]],
     ])('refuses two Idempotency-Key headers holding %s with 400 invalid_idempotency_key (R4)', async (_what, keys) => {
       const before = probe.runs.count('echo');
-      const answer = await nodeRequest(port, 'POST', '/probe/echo', { 'Idempotency-Key': keys() });
+      const answer = await nodeRequest(probe.server, 'POST', '/probe/echo', { 'Idempotency-Key': keys() });
       expect(answer.status).toBe(400);
       expect(errorCodeOf(answer.body)).toBe('invalid_idempotency_key');
       expect(probe.runs.count('echo')).toBe(before);
@@ -253,7 +222,7 @@ describe.each(PLATFORM_MATRIX)('idempotency keys on %s with %s', (database, plat
     it('refuses two Idempotency-Key headers on a required route with 400 invalid_idempotency_key (R4)', async () => {
       const before = probe.runs.count('required');
       const key = randomUUID();
-      const answer = await nodeRequest(port, 'POST', '/probe/required', { 'Idempotency-Key': [key, key] });
+      const answer = await nodeRequest(probe.server, 'POST', '/probe/required', { 'Idempotency-Key': [key, key] });
       expect(answer.status).toBe(400);
       expect(errorCodeOf(answer.body)).toBe('invalid_idempotency_key');
       expect(probe.runs.count('required')).toBe(before);
@@ -261,7 +230,7 @@ describe.each(PLATFORM_MATRIX)('idempotency keys on %s with %s', (database, plat
 
     it('refuses an empty Idempotency-Key value with 400 invalid_idempotency_key, not as a missing key (R4)', async () => {
       const before = probe.runs.count('echo');
-      const answer = await nodeRequest(port, 'POST', '/probe/echo', { 'Idempotency-Key': '' });
+      const answer = await nodeRequest(probe.server, 'POST', '/probe/echo', { 'Idempotency-Key': '' });
       expect(answer.status).toBe(400);
       expect(errorCodeOf(answer.body)).toBe('invalid_idempotency_key');
       expect(probe.runs.count('echo')).toBe(before);
@@ -269,7 +238,7 @@ describe.each(PLATFORM_MATRIX)('idempotency keys on %s with %s', (database, plat
 
     it('refuses a token holding a tab with 400 invalid_idempotency_key (R4)', async () => {
       const before = probe.runs.count('token');
-      const answer = await nodeRequest(port, 'POST', '/probe/token', { 'Idempotency-Key': 'checkout:\tattempt-1' });
+      const answer = await nodeRequest(probe.server, 'POST', '/probe/token', { 'Idempotency-Key': 'checkout:\tattempt-1' });
       expect(answer.status).toBe(400);
       expect(errorCodeOf(answer.body)).toBe('invalid_idempotency_key');
       expect(probe.runs.count('token')).toBe(before);

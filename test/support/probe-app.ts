@@ -21,6 +21,7 @@ import {
   type ExecutionContext,
   type INestApplication,
   type LogLevel,
+  type Type,
 } from '@nestjs/common';
 import { APP_GUARD, HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
@@ -263,6 +264,10 @@ export interface ProbeAppSettings {
   readonly logger?: LogLevel[];
   /** Extra DataSource settings, such as a TypeORM `logger` that counts queries. */
   readonly dataSource?: { readonly logger?: TypeOrmLogger };
+  /** More routes beside the probe's own. */
+  readonly controllers?: readonly Type[];
+  /** What an application sets up around its handlers (middleware, plugins, global enhancers), before init. */
+  readonly configure?: (app: INestApplication) => Promise<void> | void;
 }
 
 export function probeDataSourceOptions(database: TestDatabase): DataSourceOptions {
@@ -284,7 +289,7 @@ export async function startProbeApp(settings: ProbeAppSettings): Promise<Running
       TypeOrmModule.forRoot({ ...probeDataSourceOptions(database), ...settings.dataSource }),
       IdempotencyModule.forRoot(settings.options ?? {}),
     ],
-    controllers: [ProbeController],
+    controllers: [ProbeController, ...(settings.controllers ?? [])],
     providers: [HandlerRuns, { provide: APP_GUARD, useClass: AccountHeaderGuard }],
   })
   class ProbeModule {}
@@ -294,6 +299,7 @@ export async function startProbeApp(settings: ProbeAppSettings): Promise<Running
     settings.platform === 'fastify'
       ? await NestFactory.create(ProbeModule, new (await import('@nestjs/platform-fastify')).FastifyAdapter(), { logger })
       : await NestFactory.create(ProbeModule, { logger });
+  await settings.configure?.(app);
   await app.init();
   if (settings.platform === 'fastify') await (app.getHttpAdapter().getInstance() as { ready(): Promise<void> }).ready();
   return {

@@ -71,7 +71,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     const keyed = await this.prepare(exchange, route, key);
     const acquired = await this.claims.acquire(keyed.claimRequest, route);
     if (acquired.kind === 'replay') {
-      replayStoredResponse(exchange.outgoing, acquired.record.response, route.storedHeaders);
+      replayStoredResponse(exchange.reply, acquired.record.response, route.storedHeaders);
       return of(undefined);
     }
     return route.atomic ? this.executeAtomically(keyed, acquired.claim, next) : this.execute(keyed, acquired.claim, next);
@@ -156,6 +156,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     });
     captureResponse(exchange.outgoing, {
       handlerSettled: () => settled,
+      representation: exchange.reply.recordRepresentation(),
       beforeSend: async (response) => {
         heartbeat.stop();
         return outcome.settle(this.storable(route, response));

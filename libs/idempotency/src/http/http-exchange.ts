@@ -1,5 +1,6 @@
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { ExecutionContext } from '@nestjs/common';
+import { platformReplyOf, type PlatformReply } from './platform-reply.js';
 
 /** What a fingerprint is computed from: one HTTP request, the same on Express and Fastify. */
 export interface FingerprintInput {
@@ -27,6 +28,8 @@ export interface HttpExchange {
   readonly request: unknown;
   readonly incoming: IncomingMessage;
   readonly outgoing: ServerResponse;
+  /** The platform's response object, through which replays are sent. */
+  readonly reply: PlatformReply;
   readonly fingerprintInput: FingerprintInput;
   /** `METHOD /route/:pattern`, for log lines and warnings. */
   readonly routeLabel: string;
@@ -49,12 +52,12 @@ const EXCHANGE = Symbol('idempotency-exchange');
 export function httpExchangeOf(context: ExecutionContext): HttpExchange {
   const http = context.switchToHttp();
   const request = http.getRequest<PlatformRequest & { [EXCHANGE]?: HttpExchange }>();
-  return (request[EXCHANGE] ??= buildExchange(context, request, http.getResponse<{ raw?: unknown }>()));
+  return (request[EXCHANGE] ??= buildExchange(context, request, http.getResponse<object>()));
 }
 
-function buildExchange(context: ExecutionContext, request: PlatformRequest, response: { raw?: unknown }): HttpExchange {
+function buildExchange(context: ExecutionContext, request: PlatformRequest, response: object): HttpExchange {
   const incoming = request instanceof IncomingMessage ? request : request.raw;
-  const outgoing = response instanceof ServerResponse ? response : response.raw;
+  const outgoing = response instanceof ServerResponse ? response : (response as { raw?: unknown }).raw;
   if (!(incoming instanceof IncomingMessage) || !(outgoing instanceof ServerResponse)) {
     throw new Error('nestjs-idempotency supports the Express and Fastify HTTP adapters only');
   }
@@ -65,6 +68,7 @@ function buildExchange(context: ExecutionContext, request: PlatformRequest, resp
     request,
     incoming,
     outgoing,
+    reply: platformReplyOf(response),
     routeLabel: `${method} ${queryStart === -1 ? url : url.slice(0, queryStart)} (${context.getClass().name}.${context.getHandler().name})`,
     fingerprintInput: {
       method,

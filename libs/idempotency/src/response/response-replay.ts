@@ -1,14 +1,11 @@
-import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { PlatformReply } from '../http/platform-reply.js';
 import type { StoredResponse } from '../store/idempotency-store.js';
-import { headersOfWriteHead } from './outgoing-headers.js';
 
 /** The header that marks every replay and no fresh response (R13). */
 export const REPLAYED_HEADER = 'Idempotency-Replayed';
 
-// What the platform writes about its own (empty) body must not leak into a replay.
+// Headers that describe a body: the platform writes them again for the stored one.
 const BODY_HEADERS = ['content-type', 'content-length', 'etag', 'last-modified', 'content-encoding', 'transfer-encoding'];
-
-type Method = (...args: unknown[]) => unknown;
 
 // One set per route's stored-header list, built on its first replay rather than on every one.
 const replacedByRoute = new WeakMap<ReadonlySet<string>, ReadonlySet<string>>();
@@ -23,40 +20,26 @@ function replacedHeadersFor(storedHeaderNames: ReadonlySet<string>): ReadonlySet
 }
 
 /**
- * Lets Nest answer the request as usual, then swaps what it writes for the stored response: the
- * stored status, headers and body bytes (R9). Headers the platform adds per request (CORS, security
- * headers, `Date`) are kept, except those that describe a body or that the route stores.
+ * Lets Nest answer the request as usual, then sends the stored status, headers and representation
+ * through the platform's own send in place of what Nest sends (R9). Whatever runs after the handler
+ * runs again, for this client: content coding by its Accept-Encoding, ETags, CORS and security
+ * headers written per request. Headers that describe a body or that the route stores are replaced.
  */
 export function replayStoredResponse(
-  response: ServerResponse,
+  reply: PlatformReply,
   stored: StoredResponse,
   storedHeaderNames: ReadonlySet<string>,
 ): void {
-  const target = response as unknown as Record<'writeHead' | 'write' | 'end', Method>;
-  const original = { writeHead: target.writeHead, write: target.write, end: target.end };
   const replaced = replacedHeadersFor(storedHeaderNames);
-  const platformHeaders: OutgoingHttpHeaders = {};
-
-  target.writeHead = function (...args: unknown[]) {
-    Object.assign(platformHeaders, headersOfWriteHead(args.slice(1)));
-    return response;
-  };
-  target.write = () => true;
-  target.end = function (...args: unknown[]) {
-    target.writeHead = original.writeHead;
-    target.write = original.write;
-    target.end = original.end;
-    for (const name of response.getHeaderNames()) {
-      if (replaced.has(name.toLowerCase())) response.removeHeader(name);
+  reply.replaceNextSend((send) => {
+    for (const name of reply.headerNames()) {
+      if (replaced.has(name.toLowerCase())) reply.removeHeader(name);
     }
-    const kept = Object.fromEntries(Object.entries(platformHeaders).filter(([name]) => !replaced.has(name)));
-    original.writeHead.call(response, stored.status, {
-      ...kept,
-      ...stored.headers,
-      'content-length': String(stored.body.length),
-      [REPLAYED_HEADER]: 'true',
-    });
-    const callback = args.find((arg) => typeof arg === 'function');
-    return original.end.call(response, stored.body, callback);
-  };
+    reply.setStatus(stored.status);
+    for (const [name, value] of Object.entries(stored.headers)) reply.setHeader(name, value);
+    reply.setHeader(REPLAYED_HEADER, 'true');
+    // An empty body without a type was sent as "nothing" (Nest's undefined); bytes would get a type.
+    const nothing = stored.body.length === 0 && stored.headers['content-type'] === undefined;
+    return send(nothing ? undefined : stored.body);
+  });
 }

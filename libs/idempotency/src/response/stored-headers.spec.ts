@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { assertStorableHeaders, DEFAULT_STORED_HEADERS, pickStoredHeaders } from './stored-headers.js';
 
-const FORBIDDEN = ['set-cookie', 'authorization', 'content-length', 'date', 'transfer-encoding', 'connection'];
+const FORBIDDEN = ['set-cookie', 'authorization', 'content-length', 'date', 'transfer-encoding', 'connection', 'content-encoding', 'vary'];
 
 describe('pickStoredHeaders', () => {
   it('stores content-type, location and content-language by default (R15)', () => {
@@ -56,6 +56,8 @@ describe('pickStoredHeaders', () => {
       connection: 'keep-alive',
       'keep-alive': 'timeout=5',
       'idempotency-replayed': 'true',
+      'content-encoding': 'gzip',
+      vary: 'Accept-Encoding',
       'content-type': 'application/json',
     };
     const allowEverything = new Set(Object.keys(headers).map((name) => name.toLowerCase()));

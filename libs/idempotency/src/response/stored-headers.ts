@@ -22,6 +22,10 @@ const NEVER_STORED = new Set([
   'te',
   'trailer',
   'idempotency-replayed',
+  // Content coding is negotiated per client and redone on every replay: the stored body is the
+  // representation before any coding, and Vary is written by whatever codes it.
+  'content-encoding',
+  'vary',
 ]);
 
 /** Throws, naming the header and where it was configured, if an option asks to store a forbidden one. */
