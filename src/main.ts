@@ -1,13 +1,18 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { createPaymentsApp, type HttpPlatform } from './bootstrap.js';
-import { loadAppConfig } from './config/app-config.js';
+import { loadAppConfig, type AppConfig } from './config/app-config.js';
 
 const config = loadAppConfig(process.env);
 const platform: HttpPlatform = process.env.HTTP_PLATFORM === 'fastify' ? 'fastify' : 'express';
 const app = await createPaymentsApp(config, platform);
 await app.listen(config.port, '127.0.0.1');
 new Logger('PaymentsApi').log(
-  `listening on http://127.0.0.1:${config.port} (${platform}, ${config.databaseUrl ? 'MySQL' : `SQLite ${config.sqlitePath}`}, ` +
-    `atomic mode ${config.atomic ? 'on' : 'off: it needs MySQL/MariaDB'})`,
+  `listening on http://127.0.0.1:${config.port} (${platform}, ${databaseLabel(config)}, ` +
+    `atomic mode ${config.atomic ? 'on' : 'off: it needs MySQL/MariaDB or PostgreSQL'})`,
 );
+
+function databaseLabel(config: AppConfig): string {
+  if (!config.databaseUrl) return `SQLite ${config.sqlitePath}`;
+  return config.databaseUrl.startsWith('postgres') ? 'PostgreSQL' : 'MySQL';
+}

@@ -1,25 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from '@jest/globals';
-import type mysql from 'mysql2/promise';
 import { eventually, send, startAppProcess, type AppProcess, type RawAnswer } from './support/app-process.js';
-import { connectSql, countRows } from './support/sql-client.js';
-import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { connectSql, countRows, type SqlClient } from './support/sql-client.js';
+import { createTestDatabase, type DatabaseKind, type TestDatabase } from './support/test-database.js';
 
-/** Two instances of the built app on one fresh MariaDB database, torn down after each test. */
+/** Two instances of the built app on one fresh database, torn down after each test. */
 interface Pair {
   readonly doomed: AppProcess;
   readonly survivor: AppProcess;
   /** Reads what is committed, as any client would. */
-  readonly sql: mysql.Connection;
-  /** Reads uncommitted rows too, to see a write still inside an open transaction. */
-  readonly dirty: mysql.Connection;
+  readonly sql: SqlClient;
+  /** MariaDB: reads uncommitted rows too, to see a write still inside an open transaction. */
+  readonly dirty: SqlClient;
 }
 
 let database: TestDatabase | undefined;
 let running: Pair | undefined;
 
-async function startPair(name: string, env: Record<string, string>): Promise<Pair> {
-  database = await createTestDatabase('mariadb', name);
+async function startPair(kind: DatabaseKind, name: string, env: Record<string, string>): Promise<Pair> {
+  database = await createTestDatabase(kind, name);
   const fullEnv = {
     DATABASE_URL: database.databaseUrl ?? '',
     IDEMPOTENCY_LOCK_TIMEOUT_MS: '2000',
@@ -31,7 +30,7 @@ async function startPair(name: string, env: Record<string, string>): Promise<Pai
   const survivor = await startAppProcess(fullEnv);
   const sql = await connectSql(database.databaseUrl ?? '');
   const dirty = await connectSql(database.databaseUrl ?? '');
-  await dirty.query('SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED');
+  if (kind === 'mariadb') await dirty.rows('SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED');
   running = { doomed, survivor, sql, dirty };
   return running;
 }
@@ -45,19 +44,30 @@ afterEach(async () => {
   database = undefined;
 });
 
-function paymentsOf(sql: mysql.Connection, customerId: string): Promise<number> {
+function paymentsOf(sql: SqlClient, customerId: string): Promise<number> {
   return countRows(sql, 'SELECT COUNT(*) AS n FROM payments WHERE customer_id = ?', [customerId]);
 }
 
-async function paymentIdsOf(sql: mysql.Connection, customerId: string): Promise<string[]> {
-  const [rows] = await sql.query('SELECT id FROM payments WHERE customer_id = ?', [customerId]);
-  return (rows as Array<{ id: string }>).map((row) => row.id);
+async function paymentIdsOf(sql: SqlClient, customerId: string): Promise<string[]> {
+  const rows = await sql.rows<{ id: string }>('SELECT id FROM payments WHERE customer_id = ?', [customerId]);
+  return rows.map((row) => row.id);
 }
 
-function claimOf(sql: mysql.Connection, key: string): Promise<string | undefined> {
+/** Whether the customer's payment is written inside a transaction that has not committed. */
+async function paymentWrittenUncommitted(pair: Pair, customerId: string): Promise<boolean> {
+  if (pair.dirty.kind === 'mariadb') return (await paymentsOf(pair.dirty, customerId)) === 1;
+  // PostgreSQL has no dirty reads: an insert inside an open transaction shows as the lock it holds.
+  const locks = await countRows(
+    pair.sql,
+    "SELECT COUNT(*) AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'payments' AND l.mode = 'RowExclusiveLock' AND l.granted",
+  );
+  return locks > 0;
+}
+
+function claimOf(sql: SqlClient, key: string): Promise<string | undefined> {
   return sql
-    .query('SELECT state FROM idempotency_records WHERE idempotency_key = ?', [key])
-    .then(([rows]) => (rows as Array<{ state: string }>)[0]?.state);
+    .rows<{ state: string }>('SELECT state FROM idempotency_records WHERE idempotency_key = ?', [key])
+    .then((rows) => rows[0]?.state);
 }
 
 function codeOf(answer: RawAnswer): string | undefined {
@@ -84,15 +94,16 @@ async function retryUntilCreated(instance: AppProcess, key: string, body: unknow
   return answers;
 }
 
-describe('atomic mode when the process running a payment dies before the commit', () => {
+describe.each(['mariadb', 'postgres'] as const)('atomic mode on %s when the process running a payment dies before the commit', (kind) => {
   it('atomic mode: a payment written but not committed when its process is killed -9 is rolled back, so the retry elsewhere after the lease leaves exactly one payment, which replays afterwards (R20, R22)', async () => {
-    const { doomed, survivor, sql, dirty } = await startPair('atomic_crash', {});
+    const pair = await startPair(kind, 'atomic_crash', {});
+    const { doomed, survivor, sql } = pair;
     const key = randomUUID();
     const body = slowPayment();
     void sendInBackground(doomed.url, key, body);
     await eventually(() => claimOf(sql, key));
     // The handler has inserted the payment, inside the transaction that is still open.
-    await eventually(async () => ((await paymentsOf(dirty, body.customerId)) === 1 ? true : undefined));
+    await eventually(async () => ((await paymentWrittenUncommitted(pair, body.customerId)) ? true : undefined));
     expect(await paymentsOf(sql, body.customerId)).toBe(0);
 
     doomed.signal('SIGKILL');
@@ -116,7 +127,7 @@ describe('atomic mode when the process running a payment dies before the commit'
   }, 60_000);
 
   it('without atomic mode (IDEMPOTENCY_ATOMIC=off): a payment committed before its process is killed -9 stays, so the retry elsewhere after the lease leaves two payments, the duplicate atomic mode prevents (R20, R22)', async () => {
-    const { doomed, survivor, sql } = await startPair('atomic_crash_plain', { IDEMPOTENCY_ATOMIC: 'off' });
+    const { doomed, survivor, sql } = await startPair(kind, 'atomic_crash_plain', { IDEMPOTENCY_ATOMIC: 'off' });
     const key = randomUUID();
     const body = slowPayment();
     void sendInBackground(doomed.url, key, body);

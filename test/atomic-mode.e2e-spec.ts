@@ -24,10 +24,16 @@ import { DataSource } from 'typeorm';
 import type { HttpPlatform } from '../src/bootstrap.js';
 import { startPaymentsApp, type RunningPaymentsApp } from './support/payments-app.js';
 import { probeDataSourceOptions } from './support/probe-app.js';
-import { createTestDatabase, type DatabaseKind } from './support/test-database.js';
+import { queryRows, createTestDatabase, type DatabaseKind } from './support/test-database.js';
 
 const acme = { 'X-Api-Key': 'key-acme' };
-const MARIADB_PLATFORMS: ReadonlyArray<HttpPlatform> = ['express', 'fastify'];
+/** The databases atomic mode runs on, on both platforms. */
+const ATOMIC_MATRIX: ReadonlyArray<readonly [DatabaseKind, HttpPlatform]> = [
+  ['mariadb', 'express'],
+  ['mariadb', 'fastify'],
+  ['postgres', 'express'],
+  ['postgres', 'fastify'],
+];
 
 /** Listens once, so that concurrent supertest requests share one server instead of each starting it. */
 function listening(server: Server): Promise<void> {
@@ -35,7 +41,7 @@ function listening(server: Server): Promise<void> {
 }
 
 async function paymentRows(running: RunningPaymentsApp, customerId: string): Promise<number> {
-  const [row] = (await running.dataSource.query('SELECT COUNT(*) AS n FROM payments WHERE customer_id = ?', [customerId])) as Array<{
+  const [row] = (await queryRows(running.dataSource, 'SELECT COUNT(*) AS n FROM payments WHERE customer_id = ?', [customerId])) as Array<{
     n: string | number;
   }>;
   return Number(row.n);
@@ -45,11 +51,11 @@ function paymentBody(customerId: string, extra: Record<string, unknown> = {}): R
   return { amount: 1999, currency: 'EUR', customerId, ...extra };
 }
 
-describe.each(MARIADB_PLATFORMS)('atomic mode on the payments API on mariadb with %s', (platform) => {
+describe.each(ATOMIC_MATRIX)('atomic mode on the payments API on %s with %s', (database, platform) => {
   let payments: RunningPaymentsApp;
 
   beforeAll(async () => {
-    payments = await startPaymentsApp('mariadb', platform, 'atomic');
+    payments = await startPaymentsApp(database, platform, 'atomic');
     await listening(payments.server);
   });
 
@@ -182,7 +188,7 @@ class LedgerController {
   @Idempotent()
   async create(@Body() body: LedgerRequest): Promise<Record<string, unknown>> {
     const run = this.runs.record(body.ref);
-    await this.transaction.manager.query('INSERT INTO ledger_entries (id, ref) VALUES (?, ?)', [randomUUID(), body.ref]);
+    await this.transaction.manager.createQueryBuilder().insert().into('ledger_entries').values({ id: randomUUID(), ref: body.ref }).execute();
     if (body.failWith) throw new HttpException({ error: { code: `failed_${body.failWith}`, run } }, body.failWith);
     return { ref: body.ref, run, inTransaction: this.transaction.active };
   }
@@ -226,7 +232,7 @@ async function startLedgerApp(
   };
   let app: INestApplication | undefined;
   try {
-    await dataSource.query(CREATE_LEDGER_TABLE);
+    await queryRows(dataSource, CREATE_LEDGER_TABLE);
 
     @Module({
       imports: [
@@ -263,11 +269,11 @@ async function startLedgerApp(
   }
 }
 
-describe.each(MARIADB_PLATFORMS)('atomic mode on an app of its own on mariadb with %s', (platform) => {
+describe.each(ATOMIC_MATRIX)('atomic mode on an app of its own on %s with %s', (database, platform) => {
   let ledger: RunningLedgerApp;
 
   beforeAll(async () => {
-    ledger = await startLedgerApp('mariadb', platform, `atomic_probe_${platform}`, { atomic: true }, [LedgerController]);
+    ledger = await startLedgerApp(database, platform, `atomic_probe_${database}_${platform}`, { atomic: true }, [LedgerController]);
     await listening(ledger.server);
   });
 
@@ -276,7 +282,7 @@ describe.each(MARIADB_PLATFORMS)('atomic mode on an app of its own on mariadb wi
   });
 
   async function ledgerRows(ref: string): Promise<number> {
-    const [row] = (await ledger.dataSource.query('SELECT COUNT(*) AS n FROM ledger_entries WHERE ref = ?', [ref])) as Array<{
+    const [row] = (await queryRows(ledger.dataSource, 'SELECT COUNT(*) AS n FROM ledger_entries WHERE ref = ?', [ref])) as Array<{
       n: string | number;
     }>;
     return Number(row.n);

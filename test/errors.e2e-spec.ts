@@ -7,15 +7,17 @@ import type { HttpPlatform } from '../src/bootstrap.js';
 import { startProbeApp, type RunningProbeApp } from './support/probe-app.js';
 import type { DatabaseKind } from './support/test-database.js';
 
-// Both platforms on SQLite for speed, and MariaDB once for each error format.
+// Both platforms on SQLite for speed, and each server database once for each error format.
 const MATRIX: ReadonlyArray<readonly [DatabaseKind, HttpPlatform]> = [
   ['sqlite', 'express'],
   ['sqlite', 'fastify'],
   ['mariadb', 'express'],
+  ['postgres', 'fastify'],
 ];
 const PROBLEM_MATRIX: ReadonlyArray<readonly [DatabaseKind, HttpPlatform]> = [
   ['sqlite', 'express'],
   ['mariadb', 'fastify'],
+  ['postgres', 'express'],
 ];
 
 type Refusal = 'missing' | 'invalid' | 'reuse' | 'conflict';

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { IdempotencyService } from 'nestjs-idempotency';
 import request from 'supertest';
 import { startProbeApp, type RunningProbeApp } from './support/probe-app.js';
-import type { DatabaseKind } from './support/test-database.js';
+import { queryRows, type DatabaseKind } from './support/test-database.js';
 
 const TTL_MS = 1500;
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -12,6 +12,7 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 /** One HTTP platform per database is enough here: expiry is decided by the store alone. */
 const COMBINATIONS = [
   ['mariadb', 'express'],
+  ['postgres', 'fastify'],
   ['sqlite', 'fastify'],
 ] as const;
 
@@ -21,7 +22,7 @@ interface RecordTimes {
 }
 
 async function recordTimes(probe: RunningProbeApp, key: string): Promise<RecordTimes> {
-  const rows = (await probe.dataSource.query(
+  const rows = (await queryRows(probe.dataSource, 
     'SELECT expires_at, created_at FROM idempotency_records WHERE idempotency_key = ?',
     [key],
   )) as Array<{ expires_at: string | number; created_at: string | number }>;
@@ -31,11 +32,12 @@ async function recordTimes(probe: RunningProbeApp, key: string): Promise<RecordT
 
 /** The database's own clock, in ms since the epoch, read without going through the library. */
 async function databaseNowMs(probe: RunningProbeApp, kind: DatabaseKind): Promise<number> {
-  const sql =
-    kind === 'mariadb'
-      ? 'SELECT UNIX_TIMESTAMP(NOW(3)) * 1000 AS now'
-      : "SELECT (julianday('now') - 2440587.5) * 86400000 AS now";
-  const [row] = (await probe.dataSource.query(sql)) as Array<{ now: string | number }>;
+  const sql = {
+    mariadb: 'SELECT UNIX_TIMESTAMP(NOW(3)) * 1000 AS now',
+    postgres: 'SELECT FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS now',
+    sqlite: "SELECT (julianday('now') - 2440587.5) * 86400000 AS now",
+  }[kind];
+  const [row] = (await queryRows(probe.dataSource, sql)) as Array<{ now: string | number }>;
   return Number(row.now);
 }
 
@@ -188,7 +190,7 @@ async function insertRawRecords(probe: RunningProbeApp, records: readonly RawRec
       ];
     });
     const placeholders = chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ');
-    await probe.dataSource.query(`INSERT INTO idempotency_records (${columns}) VALUES ${placeholders}`, params);
+    await queryRows(probe.dataSource, `INSERT INTO idempotency_records (${columns}) VALUES ${placeholders}`, params);
   }
 }
 
@@ -226,7 +228,7 @@ describe.each(COMBINATIONS)('purge on %s with %s', (database, platform) => {
     const service = probe.app.get(IdempotencyService);
     expect(await service.purgeExpired()).toEqual({ deleted: 1200, batches: 3 });
 
-    const remaining = (await probe.dataSource.query(
+    const remaining = (await queryRows(probe.dataSource, 
       'SELECT idempotency_key FROM idempotency_records ORDER BY idempotency_key',
     )) as Array<{ idempotency_key: string }>;
     expect(remaining.map((row) => row.idempotency_key)).toEqual([

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type mysql from 'mysql2/promise';
 import { runConcurrently, send, startAppProcess, type AppProcess, type RawAnswer } from './support/app-process.js';
-import { connectSql, countRows } from './support/sql-client.js';
-import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { connectSql, countRows, type SqlClient } from './support/sql-client.js';
+import { createTestDatabase, type DatabaseKind, type TestDatabase } from './support/test-database.js';
 
 const INSTANCES = 4;
 const KEYS = 100;
@@ -21,13 +20,15 @@ function codeOf(answer: RawAnswer): string | undefined {
   return (JSON.parse(answer.body.toString()) as { error?: { code?: string } }).error?.code;
 }
 
-describe(`a fleet of ${INSTANCES} app instances sharing one MariaDB, POST /v1/payments in atomic mode`, () => {
+const DATABASES: readonly DatabaseKind[] = ['mariadb', 'postgres'];
+
+describe.each(DATABASES)(`a fleet of ${INSTANCES} app instances sharing one %s database, POST /v1/payments in atomic mode`, (kind) => {
   let database: TestDatabase;
   let fleet: AppProcess[] = [];
-  let sql: mysql.Connection;
+  let sql: SqlClient;
 
   beforeAll(async () => {
-    database = await createTestDatabase('mariadb', 'fleet_race');
+    database = await createTestDatabase(kind, 'fleet_race');
     // This suite is about exactly-once under contention, not about outages: a generous store timeout
     // keeps a CPU-starved moment on a shared two-core machine from turning into a fail-closed 503.
     const env = { DATABASE_URL: database.databaseUrl ?? '', IDEMPOTENCY_STORE_TIMEOUT_MS: '20000' };
@@ -71,11 +72,10 @@ describe(`a fleet of ${INSTANCES} app instances sharing one MariaDB, POST /v1/pa
         others.map(() => [409, 'idempotency_conflict']),
       );
     }
-    const [rows] = await sql.query(
+    const counts = await sql.rows<{ customer_id: string; n: number | string }>(
       'SELECT customer_id, COUNT(*) AS n FROM payments WHERE customer_id LIKE ? GROUP BY customer_id',
       [`cus_${run}_%`],
     );
-    const counts = rows as Array<{ customer_id: string; n: number | string }>;
     expect(counts).toHaveLength(KEYS);
     expect(counts.every((row) => Number(row.n) === 1)).toBe(true);
   }, 120_000);

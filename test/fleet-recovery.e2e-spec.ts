@@ -1,22 +1,21 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from '@jest/globals';
-import type mysql from 'mysql2/promise';
 import { eventually, send, startAppProcess, type AppProcess, type RawAnswer } from './support/app-process.js';
-import { connectSql, countRows } from './support/sql-client.js';
-import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { connectSql, countRows, type SqlClient } from './support/sql-client.js';
+import { createTestDatabase, type DatabaseKind, type TestDatabase } from './support/test-database.js';
 
-/** Two or more instances of the built app on one fresh MariaDB database, torn down after each test. */
+/** Two or more instances of the built app on one fresh database, torn down after each test. */
 interface Fleet {
   readonly instances: AppProcess[];
-  readonly sql: mysql.Connection;
+  readonly sql: SqlClient;
 }
 
 let database: TestDatabase | undefined;
 let running: Fleet | undefined;
 
-async function startFleet(name: string, size: number, env: Record<string, string>): Promise<Fleet> {
-  database = await createTestDatabase('mariadb', name);
+async function startFleet(kind: DatabaseKind, name: string, size: number, env: Record<string, string>): Promise<Fleet> {
+  database = await createTestDatabase(kind, name);
   const fullEnv = { DATABASE_URL: database.databaseUrl ?? '', ...env };
   const instances = [await startAppProcess(fullEnv)];
   instances.push(...(await Promise.all(Array.from({ length: size - 1 }, () => startAppProcess(fullEnv)))));
@@ -32,14 +31,14 @@ afterEach(async () => {
   database = undefined;
 });
 
-function exportsOf(sql: mysql.Connection, datastreamId: number): Promise<number> {
+function exportsOf(sql: SqlClient, datastreamId: number): Promise<number> {
   return countRows(sql, 'SELECT COUNT(*) AS n FROM export_jobs WHERE datastream_id = ?', [datastreamId]);
 }
 
-function claimOf(sql: mysql.Connection, key: string): Promise<string | undefined> {
+function claimOf(sql: SqlClient, key: string): Promise<string | undefined> {
   return sql
-    .query('SELECT state FROM idempotency_records WHERE idempotency_key = ?', [key])
-    .then(([rows]) => (rows as Array<{ state: string }>)[0]?.state);
+    .rows<{ state: string }>('SELECT state FROM idempotency_records WHERE idempotency_key = ?', [key])
+    .then((rows) => rows[0]?.state);
 }
 
 function codeOf(answer: RawAnswer): string | undefined {
@@ -55,9 +54,9 @@ function sendInBackground(url: string, key: string, body: unknown): Promise<RawA
   return send(url, 'POST', '/v1/exports', { key, body }).catch((error: unknown) => error as Error);
 }
 
-describe('exactly once when instances crash, stall, freeze and restart', () => {
+describe.each(['mariadb', 'postgres'] as const)('exactly once when instances on %s crash, stall, freeze and restart', (kind) => {
   it('after kill -9 of the instance running a handler, a retry elsewhere gets 409 until the lease ends, then runs it exactly once; a completed request is only ever replayed (R11, R20)', async () => {
-    const { instances: [doomed, survivor], sql } = await startFleet('fleet_crash', 2, {
+    const { instances: [doomed, survivor], sql } = await startFleet(kind, 'fleet_crash', 2, {
       IDEMPOTENCY_LOCK_TIMEOUT_MS: '3000',
       IDEMPOTENCY_IN_FLIGHT_WAIT_MS: '200',
     });
@@ -93,7 +92,7 @@ describe('exactly once when instances crash, stall, freeze and restart', () => {
   }, 60_000);
 
   it('keeps the claim of a handler three leases long: retries on other instances never run it again and then get the replay (R20)', async () => {
-    const { instances, sql } = await startFleet('fleet_slow', 3, {
+    const { instances, sql } = await startFleet(kind, 'fleet_slow', 3, {
       IDEMPOTENCY_LOCK_TIMEOUT_MS: '1000',
       IDEMPOTENCY_IN_FLIGHT_WAIT_MS: '200',
     });
@@ -122,7 +121,7 @@ describe('exactly once when instances crash, stall, freeze and restart', () => {
   }, 60_000);
 
   it('fences a frozen owner: after a retry took the key over past the lease, the old owner\'s late completion changes nothing and is logged (R20)', async () => {
-    const { instances: [frozen, other], sql } = await startFleet('fleet_fencing', 2, {
+    const { instances: [frozen, other], sql } = await startFleet(kind, 'fleet_fencing', 2, {
       IDEMPOTENCY_LOCK_TIMEOUT_MS: '1000',
       IDEMPOTENCY_IN_FLIGHT_WAIT_MS: '200',
     });
@@ -154,7 +153,7 @@ describe('exactly once when instances crash, stall, freeze and restart', () => {
   }, 60_000);
 
   it("fences a frozen owner in atomic mode: its late commit is rolled back, one payment remains, and its client gets the winner's stored answer (R20, R22)", async () => {
-    const { instances: [frozen, other], sql } = await startFleet('fleet_fencing_atomic', 2, {
+    const { instances: [frozen, other], sql } = await startFleet(kind, 'fleet_fencing_atomic', 2, {
       IDEMPOTENCY_LOCK_TIMEOUT_MS: '1000',
       IDEMPOTENCY_IN_FLIGHT_WAIT_MS: '200',
     });
@@ -183,7 +182,7 @@ describe('exactly once when instances crash, stall, freeze and restart', () => {
   }, 60_000);
 
   it('finishes and stores in-flight requests when an instance gets SIGTERM, so their retries elsewhere are replayed at once (rolling restart)', async () => {
-    const { instances: [leaving, staying], sql } = await startFleet('fleet_restart', 2, {
+    const { instances: [leaving, staying], sql } = await startFleet(kind, 'fleet_restart', 2, {
       IDEMPOTENCY_IN_FLIGHT_WAIT_MS: '200',
     });
     const requests = Array.from({ length: 3 }, () => ({ key: randomUUID(), body: exportRequest(1500) }));

@@ -6,6 +6,7 @@ import request from 'supertest';
 import type { DataSource } from 'typeorm';
 import { PLATFORM_MATRIX, startPaymentsApp, type RunningPaymentsApp } from './support/payments-app.js';
 import { startProbeApp, type RunningProbeApp } from './support/probe-app.js';
+import { queryRows } from './support/test-database.js';
 
 /**
  * Resolves once the first request has claimed `key`, so the retry is sent while it is really in
@@ -13,7 +14,7 @@ import { startProbeApp, type RunningProbeApp } from './support/probe-app.js';
  */
 async function claimed(dataSource: DataSource, key: string): Promise<void> {
   for (let attempt = 0; attempt < 500; attempt++) {
-    const rows = (await dataSource.query(
+    const rows = (await queryRows(dataSource, 
       "SELECT COUNT(*) AS n FROM idempotency_records WHERE idempotency_key = ? AND state = 'in_flight'",
       [key],
     )) as Array<{ n: string | number }>;
@@ -41,7 +42,7 @@ describe.each(PLATFORM_MATRIX)('in-flight retries on the payments API on %s with
   });
 
   async function exportCount(): Promise<number> {
-    const [row] = (await payments.dataSource.query('SELECT COUNT(*) AS n FROM export_jobs')) as Array<{ n: string | number }>;
+    const [row] = (await queryRows(payments.dataSource, 'SELECT COUNT(*) AS n FROM export_jobs')) as Array<{ n: string | number }>;
     return Number(row.n);
   }
 

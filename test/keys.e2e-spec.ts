@@ -4,7 +4,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { listenOnLoopback, sendRaw } from './support/coded-http.js';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
-import type { DatabaseKind } from './support/test-database.js';
+import { queryRows, type DatabaseKind } from './support/test-database.js';
 import type { HttpPlatform } from '../src/bootstrap.js';
 import { PLATFORM_MATRIX } from './support/payments-app.js';
 import { startProbeApp, type RunningProbeApp } from './support/probe-app.js';
@@ -189,7 +189,7 @@ describe.each(PLATFORM_MATRIX)('idempotency keys on %s with %s', (database, plat
       expect(lowerAgain.headers['idempotency-replayed']).toBe('true');
       expect(upperAgain.headers['idempotency-replayed']).toBe('true');
       expect(probe.runs.count('token')).toBe(before + 2);
-      const [row] = (await probe.dataSource.query('SELECT COUNT(*) AS n FROM idempotency_records WHERE account = ?', [
+      const [row] = (await queryRows(probe.dataSource, 'SELECT COUNT(*) AS n FROM idempotency_records WHERE account = ?', [
         account['X-Account'],
       ])) as Array<{ n: string | number }>;
       expect(Number(row.n)).toBe(2);
@@ -268,6 +268,7 @@ describe.each(PLATFORM_MATRIX)('idempotency keys on %s with %s', (database, plat
 
 const GLOBAL_MATRIX: ReadonlyArray<readonly [DatabaseKind, HttpPlatform]> = [
   ['mariadb', 'express'],
+  ['postgres', 'fastify'],
   ['sqlite', 'fastify'],
 ];
 

@@ -5,6 +5,7 @@ import request from 'supertest';
 import { PLATFORM_MATRIX, startPaymentsApp, type RunningPaymentsApp } from './support/payments-app.js';
 import { startProbeApp, type RunningProbeApp } from './support/probe-app.js';
 import { bodyBytes, bytes, expectFresh, expectReplayOf, json } from './support/raw-responses.js';
+import { queryRows } from './support/test-database.js';
 
 const STORED_ERROR_STATUSES = [402, 404, 410, 422];
 const RELEASED_STATUSES = [400, 401, 403, 408, 409, 423, 425, 429, 500, 502, 503];
@@ -212,7 +213,7 @@ describe.each(PLATFORM_MATRIX)('outcomes on %s with %s', (database, platform) =>
     });
 
     async function exportJobs(): Promise<number> {
-      const [row] = (await running.dataSource.query('SELECT COUNT(*) AS n FROM export_jobs')) as Array<{ n: string | number }>;
+      const [row] = (await queryRows(running.dataSource, 'SELECT COUNT(*) AS n FROM export_jobs')) as Array<{ n: string | number }>;
       return Number(row.n);
     }
 

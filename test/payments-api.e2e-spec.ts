@@ -3,13 +3,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
 import { PLATFORM_MATRIX, startPaymentsApp, type RunningPaymentsApp } from './support/payments-app.js';
+import { queryRows } from './support/test-database.js';
 
 const acme = { 'X-Api-Key': 'key-acme' };
 const globex = { 'X-Api-Key': 'key-globex' };
 const payment = { amount: 1999, currency: 'USD', customerId: 'cus_ok' };
 
 async function countRows(running: RunningPaymentsApp, table: 'payments' | 'export_jobs', account?: string): Promise<number> {
-  const [row] = (await running.dataSource.query(
+  const [row] = (await queryRows(running.dataSource, 
     `SELECT COUNT(*) AS n FROM ${table}${account === undefined ? '' : ' WHERE account = ?'}`,
     account === undefined ? [] : [account],
   )) as Array<{ n: string | number }>;
@@ -41,7 +42,7 @@ describe.each(PLATFORM_MATRIX)('payments API on %s with %s', (database, platform
       expect(response.body).toEqual({ error: { code: 'unauthorized', message: expect.any(String) } });
     }
     expect(await countRows(running, 'payments')).toBe(before);
-    const records = (await running.dataSource.query('SELECT COUNT(*) AS n FROM idempotency_records WHERE idempotency_key = ?', [
+    const records = (await queryRows(running.dataSource, 'SELECT COUNT(*) AS n FROM idempotency_records WHERE idempotency_key = ?', [
       key,
     ])) as Array<{ n: string | number }>;
     expect(Number(records[0].n)).toBe(0);

@@ -2,12 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
 import { PLATFORM_MATRIX, startPaymentsApp, type RunningPaymentsApp } from './support/payments-app.js';
+import { queryRows } from './support/test-database.js';
 
 const acme = { 'X-Api-Key': 'key-acme' };
 const payment = { amount: 4200, currency: 'EUR', customerId: 'cus_replay' };
 
 async function paymentCount(running: RunningPaymentsApp): Promise<number> {
-  const [row] = (await running.dataSource.query('SELECT COUNT(*) AS n FROM payments')) as Array<{ n: string | number }>;
+  const [row] = (await queryRows(running.dataSource, 'SELECT COUNT(*) AS n FROM payments')) as Array<{ n: string | number }>;
   return Number(row.n);
 }
 

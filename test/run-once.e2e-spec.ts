@@ -9,10 +9,11 @@ import {
   type RunOnceContext,
 } from 'nestjs-idempotency';
 import { startProbeApp, type RunningProbeApp } from './support/probe-app.js';
-import type { DatabaseKind } from './support/test-database.js';
+import { queryRows, type DatabaseKind } from './support/test-database.js';
 
 const DATABASES: ReadonlyArray<readonly [DatabaseKind, string]> = [
   ['mariadb', 'run_once'],
+  ['postgres', 'run_once'],
   ['sqlite', 'run_once_sqlite'],
 ];
 
@@ -179,14 +180,14 @@ describe.each(DATABASES)('IdempotencyService.runOnce on %s', (database, suite) =
   });
 });
 
-describe('IdempotencyService.runOnce({ atomic: true }) on mariadb', () => {
+describe.each(['mariadb', 'postgres'] as const)('IdempotencyService.runOnce({ atomic: true }) on %s', (database) => {
   let probe: RunningProbeApp;
   let service: IdempotencyService;
 
   beforeAll(async () => {
-    probe = await startProbeApp({ database: 'mariadb', platform: 'express', suite: 'run_once' });
+    probe = await startProbeApp({ database, platform: 'express', suite: 'run_once_atomic' });
     service = probe.app.get(IdempotencyService);
-    await probe.dataSource.query('CREATE TABLE job_effects (id VARCHAR(64) NOT NULL PRIMARY KEY, job VARCHAR(64) NOT NULL)');
+    await queryRows(probe.dataSource, 'CREATE TABLE job_effects (id VARCHAR(64) NOT NULL PRIMARY KEY, job VARCHAR(64) NOT NULL)');
   });
 
   afterAll(async () => {
@@ -194,7 +195,7 @@ describe('IdempotencyService.runOnce({ atomic: true }) on mariadb', () => {
   });
 
   async function effects(job: string): Promise<number> {
-    const [row] = (await probe.dataSource.query('SELECT COUNT(*) AS n FROM job_effects WHERE job = ?', [job])) as Array<{ n: string | number }>;
+    const [row] = (await queryRows(probe.dataSource, 'SELECT COUNT(*) AS n FROM job_effects WHERE job = ?', [job])) as Array<{ n: string | number }>;
     return Number(row.n);
   }
 
@@ -207,7 +208,7 @@ describe('IdempotencyService.runOnce({ atomic: true }) on mariadb', () => {
     const error = await rejectionOf(
       service.runOnce({ scope, key, atomic: true }, async ({ manager }) => {
         runs++;
-        await manager!.query('INSERT INTO job_effects (id, job) VALUES (?, ?)', [randomUUID(), key]);
+        await manager!.createQueryBuilder().insert().into('job_effects').values({ id: randomUUID(), job: key }).execute();
         throw failure;
       }),
     );
@@ -216,7 +217,7 @@ describe('IdempotencyService.runOnce({ atomic: true }) on mariadb', () => {
 
     const result = await service.runOnce({ scope, key, atomic: true }, async ({ manager }) => {
       runs++;
-      await manager!.query('INSERT INTO job_effects (id, job) VALUES (?, ?)', [randomUUID(), key]);
+      await manager!.createQueryBuilder().insert().into('job_effects').values({ id: randomUUID(), job: key }).execute();
       return { invoiced: true };
     });
     expect(result).toEqual({ invoiced: true });
@@ -239,7 +240,7 @@ describe('IdempotencyService.runOnce({ atomic: true }) on mariadb', () => {
     await rejectionOf(
       service.runOnce({ scope, key, atomic: true }, async () => {
         active = transaction.active;
-        await transaction.manager.query('INSERT INTO job_effects (id, job) VALUES (?, ?)', [randomUUID(), key]);
+        await transaction.manager.createQueryBuilder().insert().into('job_effects').values({ id: randomUUID(), job: key }).execute();
         throw new Error('failed after writing through IdempotencyTransaction');
       }),
     );

@@ -1,8 +1,7 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type mysql from 'mysql2/promise';
 import { eventually, runConcurrently, send, startAppProcess, type AppProcess, type RawAnswer } from './support/app-process.js';
-import { connectSql, countRows } from './support/sql-client.js';
+import { connectSql, countRows, type SqlClient } from './support/sql-client.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 
@@ -12,16 +11,16 @@ function codeOf(answer: RawAnswer): string | undefined {
   return (JSON.parse(answer.body.toString()) as { error?: { code?: string } }).error?.code;
 }
 
-describe('when the idempotency store cannot be reached (R18)', () => {
+describe.each(['mariadb', 'postgres'] as const)('when the idempotency store on %s cannot be reached (R18)', (kind) => {
   let database: TestDatabase;
   let proxy: TcpProxy;
   let app: AppProcess;
-  let sql: mysql.Connection;
+  let sql: SqlClient;
 
   beforeAll(async () => {
-    database = await createTestDatabase('mariadb', 'store_outage');
+    database = await createTestDatabase(kind, 'store_outage');
     const direct = new URL(database.databaseUrl ?? '');
-    proxy = new TcpProxy(direct.hostname, Number(direct.port || 3306));
+    proxy = new TcpProxy(direct.hostname, Number(direct.port || (kind === 'postgres' ? 5432 : 3306)));
     await proxy.start();
     const proxied = new URL(direct);
     proxied.port = String(proxy.port);

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import { fingerprintRequest, TypeOrmIdempotencyStore, type IdempotencyModuleOptions } from 'nestjs-idempotency';
 import request from 'supertest';
 import type { Logger as TypeOrmLogger } from 'typeorm';
+import type { DatabaseKind } from './support/test-database.js';
 import { startProbeApp, type RunningProbeApp } from './support/probe-app.js';
 
 /** A TypeORM logger that counts every statement sent to the database. */
@@ -19,7 +20,7 @@ class QueryCounter implements TypeOrmLogger {
 }
 
 async function startCounted(
-  database: 'mariadb' | 'sqlite',
+  database: DatabaseKind,
   suite: string,
   options: IdempotencyModuleOptions,
 ): Promise<{ probe: RunningProbeApp; counter: QueryCounter }> {
@@ -31,7 +32,7 @@ async function startCounted(
 }
 
 // /probe/echo touches no database itself, so every statement counted is the library's.
-describe.each(['mariadb', 'sqlite'] as const)('round trips to the store on %s', (database) => {
+describe.each(['mariadb', 'postgres', 'sqlite'] as const)('round trips to the store on %s', (database) => {
   describe('seen from an instance that has not cached the response (replayCache: false)', () => {
     let probe: RunningProbeApp;
     let counter: QueryCounter;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
 import type { DataSource } from 'typeorm';
-import type { DatabaseKind } from './support/test-database.js';
+import { queryRows, type DatabaseKind } from './support/test-database.js';
 import { PLATFORM_MATRIX, startPaymentsApp, type RunningPaymentsApp } from './support/payments-app.js';
 import { startProbeApp, type RunningProbeApp } from './support/probe-app.js';
 
@@ -10,6 +10,7 @@ type SentResponse = Awaited<request.Test>;
 
 const DUPLICATE_KEY_CODE: Record<DatabaseKind, string> = {
   mariadb: 'ER_DUP_ENTRY',
+  postgres: '23505',
   sqlite: 'SQLITE_CONSTRAINT_PRIMARYKEY',
 };
 
@@ -24,7 +25,7 @@ function expectReplayOf(replay: SentResponse, original: SentResponse): void {
 }
 
 async function recordAccounts(dataSource: DataSource, key: string): Promise<string[]> {
-  const rows = (await dataSource.query('SELECT account FROM idempotency_records WHERE idempotency_key = ? ORDER BY account', [
+  const rows = (await queryRows(dataSource, 'SELECT account FROM idempotency_records WHERE idempotency_key = ? ORDER BY account', [
     key,
   ])) as Array<{ account: string }>;
   return rows.map((row) => row.account);
@@ -32,7 +33,7 @@ async function recordAccounts(dataSource: DataSource, key: string): Promise<stri
 
 /** Inserts a second row for (account, key) behind the library's back; the database must refuse it. */
 async function insertDuplicateRecord(dataSource: DataSource, account: string, key: string): Promise<void> {
-  await dataSource.query(
+  await queryRows(dataSource, 
     'INSERT INTO idempotency_records (account, idempotency_key, fingerprint, state, owner_token, route, lease_expires_at, expires_at, created_at) ' +
       'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     [account, key, 'f'.repeat(64), 'in_flight', randomUUID(), 'POST /raw-sql', 0, Date.now() + 60_000, Date.now()],
@@ -138,7 +139,7 @@ describe.each(PLATFORM_MATRIX)('tenancy with the payments API on %s with %s', (d
       .send({ amount: 4200, currency: 'EUR', customerId });
 
   async function paymentsPerAccount(customerId: string): Promise<Record<string, number>> {
-    const rows = (await running.dataSource.query(
+    const rows = (await queryRows(running.dataSource, 
       'SELECT account, COUNT(*) AS n FROM payments WHERE customer_id = ? GROUP BY account',
       [customerId],
     )) as Array<{ account: string; n: string | number }>;

@@ -10,12 +10,13 @@ import {
 } from 'nestjs-idempotency';
 import { DataSource } from 'typeorm';
 import { probeDataSourceOptions } from './support/probe-app.js';
-import { createTestDatabase, type DatabaseKind, type TestDatabase } from './support/test-database.js';
+import { queryRows, createTestDatabase, type DatabaseKind, type TestDatabase } from './support/test-database.js';
 
 /** [label, database, database name, behave as MySQL 8 (no INSERT ... RETURNING)] */
 const VARIANTS: ReadonlyArray<readonly [string, DatabaseKind, string, boolean]> = [
   ['MariaDB', 'mariadb', 'store_mariadb', false],
   ['MariaDB without RETURNING, as on MySQL 8', 'mariadb', 'store_mysql8', true],
+  ['PostgreSQL', 'postgres', 'store_postgres', false],
   ['SQLite', 'sqlite', 'store_sqlite', false],
 ];
 
@@ -71,7 +72,8 @@ describe.each(VARIANTS)('TypeOrmIdempotencyStore on %s', (_label, kind, name, wi
   });
 
   async function readRow(account: string, key: string): Promise<RecordRow | undefined> {
-    const rows = (await dataSource.query(
+    const rows = (await queryRows(
+      dataSource,
       'SELECT fingerprint, state, owner_token, lease_expires_at, expires_at, response_status, response_headers, response_body ' +
         'FROM idempotency_records WHERE account = ? AND idempotency_key = ?',
       [account, key],
@@ -91,7 +93,7 @@ describe.each(VARIANTS)('TypeOrmIdempotencyStore on %s', (_label, kind, name, wi
   }
 
   async function rowCount(): Promise<number> {
-    const [row] = (await dataSource.query('SELECT COUNT(*) AS n FROM idempotency_records')) as Array<{ n: string | number }>;
+    const [row] = (await queryRows(dataSource, 'SELECT COUNT(*) AS n FROM idempotency_records')) as Array<{ n: string | number }>;
     return Number(row.n);
   }
 
@@ -246,7 +248,7 @@ describe.each(VARIANTS)('TypeOrmIdempotencyStore on %s', (_label, kind, name, wi
   });
 
   it('purges at most `limit` expired records per call, and no live one (R21)', async () => {
-    await dataSource.query('DELETE FROM idempotency_records');
+    await queryRows(dataSource, 'DELETE FROM idempotency_records');
     for (let i = 0; i < 7; i++) {
       const claim = claimedOf(await store.claim(claimRequest()));
       expect(await store.complete(claim, response(`{"n":${i}}`), 1)).toBe(true);

@@ -2,6 +2,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
 import { PLATFORM_MATRIX, startPaymentsApp, TEST_WEBHOOK_SECRET, type RunningPaymentsApp } from './support/payments-app.js';
+import { queryRows } from './support/test-database.js';
 
 const PATH = '/v1/webhooks/provider';
 
@@ -38,7 +39,7 @@ describe.each(PLATFORM_MATRIX)('webhook deliveries processed once on %s with %s'
 
   async function rowsOf(table: 'webhook_events' | 'idempotency_records', eventId: string): Promise<Array<{ id?: string }>> {
     const column = table === 'webhook_events' ? 'event_id' : 'idempotency_key';
-    return (await running.dataSource.query(`SELECT * FROM ${table} WHERE ${column} = ?`, [eventId])) as Array<{ id?: string }>;
+    return (await queryRows(running.dataSource, `SELECT * FROM ${table} WHERE ${column} = ?`, [eventId])) as Array<{ id?: string }>;
   }
 
   it('processes an event delivered 20 times at once and 3 times later exactly once; every delivery gets the same receipt byte-for-byte (R23, R9, R11)', async () => {

@@ -9,7 +9,7 @@ import { CreateWebhookEvents1764065100000 } from './migrations/1764065100000-cre
 import { CreatePaymentsAndExports1764065000000 } from './migrations/1764065000000-create-payments-and-exports.js';
 
 /**
- * MySQL/MariaDB when a URL is given, else an embedded SQLite file, so the API runs with no server
+ * MySQL/MariaDB or PostgreSQL when a URL is given, else an embedded SQLite file, so the API runs with no server
  * to set up. Migrations (the library's and the app's) run at start.
  */
 export function dataSourceOptions(databaseUrl: string | undefined, sqlitePath: string): DataSourceOptions {
@@ -24,8 +24,9 @@ export function dataSourceOptions(databaseUrl: string | undefined, sqlitePath: s
     synchronize: false,
   };
   if (databaseUrl) {
-    if (!/^mysql:\/\//.test(databaseUrl)) throw new Error('DATABASE_URL must be a mysql:// URL (MySQL or MariaDB)');
-    return { ...shared, type: 'mysql', url: databaseUrl, charset: 'utf8mb4' };
+    if (/^postgres(ql)?:\/\//.test(databaseUrl)) return { ...shared, type: 'postgres', url: databaseUrl };
+    if (/^mysql:\/\//.test(databaseUrl)) return { ...shared, type: 'mysql', url: databaseUrl, charset: 'utf8mb4' };
+    throw new Error('DATABASE_URL must be a mysql:// URL (MySQL or MariaDB) or a postgres:// URL (PostgreSQL)');
   }
   mkdirSync(dirname(sqlitePath), { recursive: true });
   return {

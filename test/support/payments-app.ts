@@ -23,6 +23,8 @@ export const TEST_WEBHOOK_SECRET = 'whsec_test';
 export const PLATFORM_MATRIX: ReadonlyArray<readonly [DatabaseKind, HttpPlatform]> = [
   ['mariadb', 'express'],
   ['mariadb', 'fastify'],
+  ['postgres', 'express'],
+  ['postgres', 'fastify'],
   ['sqlite', 'express'],
   ['sqlite', 'fastify'],
 ];
@@ -40,7 +42,7 @@ export async function startPaymentsApp(
       sqlitePath: database.sqlitePath,
       apiKeys: parseApiKeys('key-acme:acme,key-globex:globex'),
       webhookSecret: TEST_WEBHOOK_SECRET,
-      atomic: kind === 'mariadb',
+      atomic: kind !== 'sqlite',
       idempotency: {},
     },
     platform,

@@ -276,9 +276,9 @@ export function probeDataSourceOptions(database: TestDatabase): DataSourceOption
     migrations: [CreateIdempotencyRecords1764064800000],
     migrationsRun: true,
   };
-  return database.kind === 'mariadb'
-    ? { ...shared, type: 'mysql', url: database.databaseUrl }
-    : { ...shared, type: 'better-sqlite3', database: database.sqlitePath };
+  if (database.kind === 'mariadb') return { ...shared, type: 'mysql', url: database.databaseUrl };
+  if (database.kind === 'postgres') return { ...shared, type: 'postgres', url: database.databaseUrl };
+  return { ...shared, type: 'better-sqlite3', database: database.sqlitePath };
 }
 
 export async function startProbeApp(settings: ProbeAppSettings): Promise<RunningProbeApp> {

@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import { queryRows } from './test-database.js';
 
 /** A completed record as the store holds it, read with plain SQL. */
 export interface StoredRecordRow {
@@ -8,7 +9,7 @@ export interface StoredRecordRow {
 
 /** The stored response of a key, or undefined when nothing is stored (never claimed, or released). */
 export async function storedRecord(dataSource: DataSource, key: string): Promise<StoredRecordRow | undefined> {
-  const rows = (await dataSource.query(
+  const rows = (await queryRows(dataSource, 
     'SELECT response_headers, response_body FROM idempotency_records WHERE idempotency_key = ? AND response_status IS NOT NULL',
     [key],
   )) as Array<{ response_headers: string; response_body: Buffer | Uint8Array }>;

@@ -2,16 +2,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
+import pg from 'pg';
+import type { DataSource } from 'typeorm';
 
-/** The two databases every behaviour is proven on. */
-export type DatabaseKind = 'mariadb' | 'sqlite';
+/** The databases every behaviour is proven on. */
+export type DatabaseKind = 'mariadb' | 'postgres' | 'sqlite';
 
-const DEFAULT_TEST_DATABASE_URL = 'mysql://root@127.0.0.1:3306/idempotency_test';
+export const DEFAULT_TEST_DATABASE_URL = 'mysql://root@127.0.0.1:3306/idempotency_test';
+export const DEFAULT_TEST_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/idempotency_test';
 
-/** A database of one suite's own: a fresh MariaDB schema, or a fresh SQLite file. */
+/** A database of one suite's own: a fresh MariaDB or PostgreSQL database, or a fresh SQLite file. */
 export interface TestDatabase {
   readonly kind: DatabaseKind;
-  /** For the example app's config: a mysql:// URL, or undefined for SQLite. */
+  /** For the example app's config: a mysql:// or postgres:// URL, or undefined for SQLite. */
   readonly databaseUrl: string | undefined;
   readonly sqlitePath: string;
   drop(): Promise<void>;
@@ -19,7 +22,8 @@ export interface TestDatabase {
 
 /**
  * Creates an empty database named after the suite, so suites can run side by side and each starts
- * clean. MariaDB: `<TEST_DATABASE_URL database>_<name>`; SQLite: a file in a temporary folder.
+ * clean. MariaDB: `<TEST_DATABASE_URL database>_<name>`; PostgreSQL: `<TEST_POSTGRES_URL
+ * database>_<name>`; SQLite: a file in a temporary folder.
  */
 export async function createTestDatabase(kind: DatabaseKind, name: string): Promise<TestDatabase> {
   if (kind === 'sqlite') {
@@ -31,21 +35,50 @@ export async function createTestDatabase(kind: DatabaseKind, name: string): Prom
       drop: async () => rmSync(folder, { recursive: true, force: true }),
     };
   }
-  const base = new URL(process.env.TEST_DATABASE_URL ?? DEFAULT_TEST_DATABASE_URL);
-  const database = `${base.pathname.replace(/^\//, '') || 'idempotency_test'}_${name}`.replace(/[^A-Za-z0-9_]/g, '_');
-  await adminQuery(base, `DROP DATABASE IF EXISTS \`${database}\``);
-  await adminQuery(base, `CREATE DATABASE \`${database}\` CHARACTER SET utf8mb4`);
+  const base = new URL(kind === 'postgres' ? testPostgresUrl() : (process.env.TEST_DATABASE_URL ?? DEFAULT_TEST_DATABASE_URL));
+  const database = `${base.pathname.replace(/^\//, '') || 'idempotency_test'}_${name}`.replace(/[^A-Za-z0-9_]/g, '_').toLowerCase();
+  const admin = kind === 'postgres' ? postgresAdmin : mysqlAdmin;
+  const quoted = kind === 'postgres' ? `"${database}"` : `\`${database}\``;
+  await admin(base, `DROP DATABASE IF EXISTS ${quoted}${kind === 'postgres' ? ' WITH (FORCE)' : ''}`);
+  await admin(base, `CREATE DATABASE ${quoted}${kind === 'mariadb' ? ' CHARACTER SET utf8mb4' : ''}`);
   const url = new URL(base);
   url.pathname = `/${database}`;
   return {
     kind,
     databaseUrl: url.toString(),
     sqlitePath: '',
-    drop: () => adminQuery(base, `DROP DATABASE IF EXISTS \`${database}\``),
+    drop: () => admin(base, `DROP DATABASE IF EXISTS ${quoted}${kind === 'postgres' ? ' WITH (FORCE)' : ''}`),
   };
 }
 
-async function adminQuery(url: URL, sql: string): Promise<void> {
+export function testPostgresUrl(): string {
+  return process.env.TEST_POSTGRES_URL ?? DEFAULT_TEST_POSTGRES_URL;
+}
+
+/** The database kind a TypeORM DataSource talks to, for SQL that differs between them. */
+export function databaseKindOf(dataSource: DataSource): DatabaseKind {
+  const type = dataSource.options.type;
+  if (type === 'postgres') return 'postgres';
+  return type === 'mysql' || type === 'mariadb' ? 'mariadb' : 'sqlite';
+}
+
+/**
+ * Runs a test's own SQL on an app's DataSource, written with `?` placeholders on every database
+ * (PostgreSQL's `$1, $2, ...` are put in here).
+ */
+export async function queryRows<T = Record<string, unknown>>(dataSource: DataSource, sql: string, params: unknown[] = []): Promise<T[]> {
+  let index = 0;
+  const text = databaseKindOf(dataSource) === 'postgres' ? sql.replace(/\?/g, () => `$${++index}`) : sql;
+  return (await dataSource.query(text, params)) as T[];
+}
+
+/** `SELECT COUNT(*) AS n ...` as a number, whatever type the driver returns it as. */
+export async function countOf(dataSource: DataSource, sql: string, params: unknown[] = []): Promise<number> {
+  const [row] = await queryRows<{ n: string | number }>(dataSource, sql, params);
+  return Number(row.n);
+}
+
+async function mysqlAdmin(url: URL, sql: string): Promise<void> {
   const connection = await mysql.createConnection({
     host: url.hostname,
     port: Number(url.port || 3306),
@@ -56,5 +89,17 @@ async function adminQuery(url: URL, sql: string): Promise<void> {
     await connection.query(sql);
   } finally {
     await connection.end();
+  }
+}
+
+async function postgresAdmin(url: URL, sql: string): Promise<void> {
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
   }
 }

@@ -22,13 +22,13 @@ export class AtomicModeCheck implements OnModuleInit {
   onModuleInit(): void {
     const asking = this.routesAskingForAtomic();
     if (asking.length === 0) return;
-    const reason = this.store.beginAtomic
-      ? this.store.atomicUnsupportedReason?.()
-      : 'the configured store has no transactions (it does not implement beginAtomic)';
+    const reason =
+      this.store.atomicUnsupportedReason?.() ??
+      (this.store.beginAtomic ? undefined : 'the configured store has no transactions (it does not implement beginAtomic).');
     if (!reason) return;
     throw new Error(
       `nestjs-idempotency: atomic mode is asked for by ${asking.join(', ')}, but ${reason} ` +
-        'Run these routes on MySQL/MariaDB, or set atomic: false.',
+        'Run these routes on MySQL/MariaDB or PostgreSQL, or set atomic: false.',
     );
   }
 

@@ -5,7 +5,7 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
  * index that decides every race (R6): whichever insert the database accepts first owns the key.
  *
  * `synchronize: false`: the table is created by {@link CreateIdempotencyRecords1764064800000} only,
- * which picks types per database (LONGBLOB and binary collation on MySQL) that a portable entity
+ * which picks types per database (LONGBLOB and binary collation on MySQL, bytea on PostgreSQL) that a portable entity
  * cannot state; letting `synchronize` "correct" it would shrink the body column and make keys
  * case-insensitive.
  */
@@ -48,6 +48,6 @@ export class IdempotencyRecord {
   @Column({ name: 'response_headers', type: 'text', nullable: true })
   responseHeaders!: string | null;
 
-  @Column({ name: 'response_body', type: 'blob', nullable: true })
-  responseBody!: Buffer | null;
+  // response_body (LONGBLOB, bytea or BLOB) is left out: no one column type is valid on every
+  // database TypeORM would check it against, and the store reads it with its own SQL.
 }

@@ -56,7 +56,7 @@ export class StoreTimeoutError extends Error {
 const RECORD_COLUMNS = 'owner_token, fingerprint, state, response_status, response_headers, response_body';
 
 /**
- * The production store: one table, one row per (account, key), on MySQL/MariaDB or SQLite through
+ * The production store: one table, one row per (account, key), on MySQL/MariaDB, PostgreSQL or SQLite through
  * a TypeORM DataSource. A claim is a single upsert statement whose outcome the database decides
  * under the primary key's row lock, so any number of app instances can share the table.
  */
@@ -125,9 +125,9 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
   }
 
   atomicUnsupportedReason(): string | undefined {
-    if (this.family === 'mysql') return undefined;
+    if (this.family !== 'sqlite') return undefined;
     return (
-      'atomic mode needs MySQL or MariaDB. A better-sqlite3 DataSource has one connection that TypeORM ' +
+      'atomic mode needs MySQL, MariaDB or PostgreSQL. A better-sqlite3 DataSource has one connection that TypeORM ' +
       "shares among all queries, so a transaction held open across one handler would take in every other request's statements."
     );
   }
@@ -158,10 +158,7 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
       manager: runner.manager,
       commitWith: async (claim, response, ttlMs) => {
         try {
-          const completed = await this.within(
-            runner,
-            executePrepared(this.dataSource, runner, sql.complete, completeParams(claim, response, ttlMs)),
-          );
+          const completed = await this.within(runner, this.execute(runner, sql.complete, completeParams(claim, response, ttlMs)));
           await finish(completed.affected > 0);
           return completed.affected > 0;
         } catch (error) {
@@ -202,13 +199,18 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
     params: unknown[],
     prepared = true,
   ): Promise<{ records: RecordRow[]; affected: number }> {
-    return this.withRunner(async (runner) => {
-      if (prepared && this.family === 'mysql') {
-        return executePrepared(this.dataSource, runner, sql, params);
-      }
-      const result = await runner.query(sql, params, true);
-      return { records: (result.records as RecordRow[] | undefined) ?? [], affected: result.affected ?? 0 };
-    });
+    return this.withRunner((runner) => this.execute(runner, sql, params, prepared));
+  }
+
+  private async execute(
+    runner: QueryRunner,
+    sql: string,
+    params: unknown[],
+    prepared = true,
+  ): Promise<{ records: RecordRow[]; affected: number }> {
+    if (prepared && this.family === 'mysql') return executePrepared(this.dataSource, runner, sql, params);
+    const result = await runner.query(sql, params, true);
+    return { records: (result.records as RecordRow[] | undefined) ?? [], affected: result.affected ?? 0 };
   }
 
   /**
@@ -282,18 +284,20 @@ function buildStatements(dialect: SqlDialect): Statements {
   // A completed record past its ttl, or an in-flight claim whose owner stopped renewing its lease.
   // A dead claim is taken over by a retry of the same request only (another body gets 422 until the
   // ttl has passed too), so that a key never silently changes meaning while its first use is recent.
+  const e = (column: string): string => dialect.existing(column);
   const takeover =
-    `(state = 'completed' AND expires_at <= ${claimNow}) OR ` +
-    `(state = 'in_flight' AND lease_expires_at <= ${claimNow} AND (fingerprint = ${p('fingerprint')} OR expires_at <= ${claimNow}))`;
+    `(${e('state')} = 'completed' AND ${e('expires_at')} <= ${claimNow}) OR ` +
+    `(${e('state')} = 'in_flight' AND ${e('lease_expires_at')} <= ${claimNow} AND ` +
+    `(${e('fingerprint')} = ${p('fingerprint')} OR ${e('expires_at')} <= ${claimNow}))`;
   const won = dialect.won(takeover);
-  const ifWon = (column: string, value: string): string => `${column} = CASE WHEN ${won} THEN ${value} ELSE ${column} END`;
+  const ifWon = (column: string, value: string): string => `${column} = CASE WHEN ${won} THEN ${value} ELSE ${e(column)} END`;
   const upsert =
     `INSERT INTO ${table} (account, idempotency_key, fingerprint, state, owner_token, route, lease_expires_at, expires_at, created_at) ` +
     `VALUES (?, ?, ?, 'in_flight', ?, ?, ${now} + ?, ${now} + ?, ${now}) ` +
     `${dialect.onConflict} ` +
     [
       // First: MySQL's later assignments test whether this one took the owner token.
-      `owner_token = CASE WHEN ${takeover} THEN ${p('owner_token')} ELSE owner_token END`,
+      `owner_token = CASE WHEN ${takeover} THEN ${p('owner_token')} ELSE ${e('owner_token')} END`,
       ifWon('expires_at', p('expires_at')),
       ifWon('fingerprint', p('fingerprint')),
       ifWon('state', "'in_flight'"),
@@ -306,16 +310,18 @@ function buildStatements(dialect: SqlDialect): Statements {
     ].join(', ');
   const remaining = `lease_expires_at - ${now} AS lease_remaining_ms, expires_at - ${now} AS ttl_remaining_ms`;
   const byOwner = `account = ? AND idempotency_key = ? AND owner_token = ? AND state = 'in_flight'`;
+  const sql = dialect.placeholders;
   return {
     dialect,
-    claim: dialect.returning ? `${upsert} RETURNING ${RECORD_COLUMNS}, ${remaining}` : upsert,
-    read: `SELECT ${RECORD_COLUMNS}, ${remaining} FROM ${table} WHERE account = ? AND idempotency_key = ?`,
-    complete:
+    claim: sql(dialect.returning ? `${upsert} RETURNING ${RECORD_COLUMNS}, ${remaining}` : upsert),
+    read: sql(`SELECT ${RECORD_COLUMNS}, ${remaining} FROM ${table} WHERE account = ? AND idempotency_key = ?`),
+    complete: sql(
       `UPDATE ${table} SET state = 'completed', response_status = ?, response_headers = ?, response_body = ?, ` +
-      `expires_at = ${now} + ?, lease_expires_at = ${now} WHERE ${byOwner}`,
-    release: `DELETE FROM ${table} WHERE ${byOwner}`,
-    renew: `UPDATE ${table} SET lease_expires_at = ${now} + ? WHERE ${byOwner}`,
-    purge: dialect.purgeBatch(`expires_at <= ${now} AND (state = 'completed' OR lease_expires_at <= ${now})`),
+        `expires_at = ${now} + ?, lease_expires_at = ${now} WHERE ${byOwner}`,
+    ),
+    release: sql(`DELETE FROM ${table} WHERE ${byOwner}`),
+    renew: sql(`UPDATE ${table} SET lease_expires_at = ${now} + ? WHERE ${byOwner}`),
+    purge: sql(dialect.purgeBatch(`expires_at <= ${now} AND (state = 'completed' OR lease_expires_at <= ${now})`)),
   };
 }
 

@@ -1,7 +1,7 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { sqlFamilyOf } from '../sql-dialect.js';
 
-/** Creates `idempotency_records` on MySQL/MariaDB or SQLite. Add it to your DataSource's `migrations`. */
+/** Creates `idempotency_records` on MySQL/MariaDB, PostgreSQL or SQLite. Add it to your DataSource's `migrations`. */
 export class CreateIdempotencyRecords1764064800000 implements MigrationInterface {
   name = 'CreateIdempotencyRecords1764064800000';
 
@@ -28,6 +28,9 @@ export class CreateIdempotencyRecords1764064800000 implements MigrationInterface
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
       return;
     }
+    // PostgreSQL's default (deterministic) collation and SQLite's BINARY one compare exactly, as the
+    // binary collation does on MySQL; they differ only in the type that holds bytes.
+    const bodyType = sqlFamilyOf(queryRunner.connection.options.type) === 'postgres' ? 'bytea' : 'blob';
     await queryRunner.query(`
       CREATE TABLE "idempotency_records" (
         "account" varchar(191) NOT NULL,
@@ -41,7 +44,7 @@ export class CreateIdempotencyRecords1764064800000 implements MigrationInterface
         "created_at" bigint NOT NULL,
         "response_status" integer,
         "response_headers" text,
-        "response_body" blob,
+        "response_body" ${bodyType},
         PRIMARY KEY ("account", "idempotency_key")
       )`);
     await queryRunner.query(
