@@ -24,6 +24,7 @@ export class AppModule {
         IdempotencyModule.forRoot({
           purgeIntervalMs: 60 * 60 * 1000,
           atomic: config.atomic,
+          // Timings, the replay cache and encryption at rest (IDEMPOTENCY_ENCRYPTION_KEYS) from the environment.
           ...definedOnly(config.idempotency),
         }),
         PaymentsModule,

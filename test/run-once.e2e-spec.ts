@@ -262,13 +262,13 @@ describe('IdempotencyService.runOnce({ atomic: true }) on sqlite', () => {
     await probe?.close();
   });
 
-  it('rejects atomic: true with an Error naming MySQL/MariaDB, without running the function or leaving the key claimed (R23, R22)', async () => {
+  it('rejects atomic: true with an Error naming the databases that can, without running the function or leaving the key claimed (R23, R22)', async () => {
     const scope = 'job:invoices';
     const key = `job_${randomUUID()}`;
     let runs = 0;
     const error = await rejectionOf(service.runOnce({ scope, key, atomic: true }, () => ++runs));
     expect(error).toBeInstanceOf(Error);
-    expect((error as Error).message).toMatch(/MySQL\/MariaDB|MySQL or MariaDB/);
+    expect((error as Error).message).toMatch(/MySQL, MariaDB or PostgreSQL/);
     expect(runs).toBe(0);
 
     const plain = await service.runOnce({ scope, key, inFlightWaitMs: 0 }, () => ({ run: ++runs }));

@@ -1,7 +1,7 @@
 /** Everything the example API reads from its environment, parsed once. */
 export interface AppConfig {
   readonly port: number;
-  /** `mysql://user:pass@host:port/db`, or undefined for the embedded SQLite file. */
+  /** `mysql://user:pass@host:port/db` or `postgres://user:pass@host:port/db`, or undefined for the embedded SQLite file. */
   readonly databaseUrl: string | undefined;
   readonly sqlitePath: string;
   /** API key -> account. */
@@ -20,6 +20,12 @@ export interface AppConfig {
     readonly storeTimeoutMs?: number;
     /** `IDEMPOTENCY_REPLAY_CACHE=off` turns the in-process replay cache off. */
     readonly replayCache?: false;
+    /**
+     * Encryption at rest of stored responses: `IDEMPOTENCY_ENCRYPTION_KEYS`, comma-separated base64
+     * 32-byte keys (the first seals, every one opens), and `IDEMPOTENCY_FINGERPRINT_KEY`, one base64
+     * 32-byte secret that keys fingerprints and stays the same across rotations. Off when unset.
+     */
+    readonly encryption?: { readonly keys: readonly string[]; readonly fingerprintKey: string };
   };
 }
 
@@ -40,6 +46,7 @@ export function loadAppConfig(env: NodeJS.ProcessEnv): AppConfig {
       inFlightWaitMs: parseMs('IDEMPOTENCY_IN_FLIGHT_WAIT_MS', env.IDEMPOTENCY_IN_FLIGHT_WAIT_MS),
       storeTimeoutMs: parseMs('IDEMPOTENCY_STORE_TIMEOUT_MS', env.IDEMPOTENCY_STORE_TIMEOUT_MS),
       replayCache: env.IDEMPOTENCY_REPLAY_CACHE === 'off' ? false : undefined,
+      encryption: parseEncryption(env.IDEMPOTENCY_ENCRYPTION_KEYS, env.IDEMPOTENCY_FINGERPRINT_KEY),
     },
   };
 }
@@ -48,6 +55,26 @@ function parseAtomic(value: string | undefined, onMySql: boolean): boolean {
   if (value === undefined || value === '') return onMySql;
   if (value === 'on' || value === 'off') return value === 'on';
   throw new Error(`IDEMPOTENCY_ATOMIC: "${value}" is neither on nor off`);
+}
+
+// Only split and checked for presence here: the library checks each key's length at start-up,
+// naming the option, and never prints a key.
+function parseEncryption(
+  keys: string | undefined,
+  fingerprintKey: string | undefined,
+): AppConfig['idempotency']['encryption'] {
+  const list = (keys ?? '').split(',').map((key) => key.trim()).filter(Boolean);
+  if (list.length === 0) {
+    if (fingerprintKey?.trim()) throw new Error('IDEMPOTENCY_FINGERPRINT_KEY is set, but IDEMPOTENCY_ENCRYPTION_KEYS is not');
+    return undefined;
+  }
+  if (!fingerprintKey?.trim()) {
+    throw new Error(
+      'IDEMPOTENCY_FINGERPRINT_KEY: required with IDEMPOTENCY_ENCRYPTION_KEYS (base64 of 32 random bytes, ' +
+        'kept the same when the encryption keys rotate)',
+    );
+  }
+  return { keys: list, fingerprintKey: fingerprintKey.trim() };
 }
 
 function parseMs(name: string, value: string | undefined): number | undefined {

@@ -4,6 +4,7 @@ import { AtomicModeCheck } from './atomic/atomic-mode.check.js';
 import { IdempotencyTransaction } from './atomic/idempotency-transaction.js';
 import { ClaimCoordinator } from './claims/claim-coordinator.js';
 import { DataSource } from 'typeorm';
+import { SealingStore } from './encryption/sealing.store.js';
 import { IdempotencyErrorFilter } from './idempotency-error.filter.js';
 import { IdempotencyKeyGuard } from './idempotency-key.guard.js';
 import { IdempotencyInterceptor } from './idempotency.interceptor.js';
@@ -27,7 +28,9 @@ const providers: Provider[] = [
     provide: IDEMPOTENCY_STORE,
     inject: [RESOLVED_OPTIONS, { token: DataSource, optional: true }],
     useFactory: (options: ResolvedModuleOptions, injected?: DataSource): IdempotencyStore => {
-      const store = options.store ?? typeOrmStore(options, injected);
+      const configured = options.store ?? typeOrmStore(options, injected);
+      // Sealing sits below the cache: memory holds opened responses, the database only sealed bytes.
+      const store = options.encryption ? new SealingStore(configured, options.encryption) : configured;
       return options.replayCache === false ? store : new ReplayCachingStore(store, options.replayCache);
     },
   },

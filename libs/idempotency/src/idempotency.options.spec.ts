@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
+import { keyedFingerprint } from './encryption/keyed-fingerprint.js';
 import type { FingerprintInput } from './http/http-exchange.js';
 import { fingerprintRequest } from './fingerprint/request-fingerprint.js';
 import {
@@ -212,6 +214,49 @@ describe('resolveModuleOptions refuses invalid options at start-up, naming the o
   });
 });
 
+describe('resolveModuleOptions with encryption (R26)', () => {
+  const encryption = { keys: [randomBytes(32).toString('base64'), randomBytes(32)], fingerprintKey: randomBytes(32) };
+
+  it('is off by default: no keyring, and the plain SHA-256 fingerprint (R7, R26)', () => {
+    expect(resolveModuleOptions({}).encryption).toBeUndefined();
+  });
+
+  it('decodes the keys, the first sealing (R26)', () => {
+    const resolved = resolveModuleOptions({ encryption });
+    expect(resolved.encryption?.keyIds).toHaveLength(2);
+    expect(resolved.encryption?.sealing.secret.equals(Buffer.from(encryption.keys[0] as string, 'base64'))).toBe(true);
+  });
+
+  it('keys the default fingerprint with the MAC key derived from fingerprintKey, headers included (R7, R26)', () => {
+    const resolved = resolveModuleOptions({ encryption, fingerprintHeaders: ['X-Region'] });
+    const fingerprint = resolved.resolveRoute({}).fingerprint(input);
+    expect(fingerprint).not.toBe(fingerprintRequest(input, ['x-region']));
+    expect(fingerprint).toBe(keyedFingerprint(resolved.encryption!.fingerprintMacKey, ['x-region'])(input));
+  });
+
+  it('keeps fingerprints when the encryption keys rotate, since fingerprintKey does not (R26)', () => {
+    const before = resolveModuleOptions({ encryption: { ...encryption, keys: [encryption.keys[1]] } });
+    const rotated = resolveModuleOptions({ encryption: { ...encryption, keys: [randomBytes(32), encryption.keys[1]] } });
+    expect(rotated.resolveRoute({}).fingerprint(input)).toBe(before.resolveRoute({}).fingerprint(input));
+  });
+
+  it('lets a custom fingerprint function replace the keyed one (R7, R26)', () => {
+    const route = resolveModuleOptions({ encryption, fingerprint: (request) => `custom:${request.path}` }).resolveRoute({});
+    expect(route.fingerprint(input)).toBe('custom:/v1/payments');
+  });
+
+  it.each([
+    ['an empty key list', { ...encryption, keys: [] }, 'encryption.keys must list at least one key'],
+    ['a key of the wrong length', { ...encryption, keys: [randomBytes(24)] }, 'encryption.keys[0] is 24 bytes; it must be 32'],
+    ['a missing fingerprintKey', { keys: encryption.keys }, 'encryption.fingerprintKey is missing'],
+  ])('refuses %s at start-up, naming the option (R26)', (_, options, expected) => {
+    const message = errorMessageOf(() => resolveModuleOptions(moduleOptions({ encryption: options })));
+    expect(message).toContain('nestjs-idempotency: invalid IdempotencyModule options');
+    expect(message).toContain('"encryption"');
+    expect(message).toContain(expected);
+  });
+});
+
 describe('validateRouteOptions', () => {
   it('accepts valid route options (R2, R3, R10, R12, R15)', () => {
     expect(() => validateRouteOptions({}, ROUTE)).not.toThrow();
@@ -239,6 +284,11 @@ describe('validateRouteOptions', () => {
     const message = errorMessageOf(() => validateRouteOptions(routeOptions({ requried: true }), ROUTE));
     expect(message).toContain('"requried"');
     expect(message).toContain(ROUTE);
+  });
+
+  it('refuses the module-only encryption option on a route, naming it (R26)', () => {
+    const message = errorMessageOf(() => validateRouteOptions(routeOptions({ encryption: {} }), ROUTE));
+    expect(message).toContain('"encryption"');
   });
 
   it('refuses the module-only headerName on a route, naming it (R1)', () => {

@@ -15,13 +15,15 @@ import {
 } from 'class-validator';
 import type { DataSource } from 'typeorm';
 import { defaultAccountResolver, type AccountResolver } from './account/account-resolver.js';
+import { keyedFingerprint } from './encryption/keyed-fingerprint.js';
+import { encryptionOptionProblems, Keyring, type IdempotencyEncryptionOptions } from './encryption/keyring.js';
 import { defaultErrorFormatter, type IdempotencyErrorFormatter } from './errors/error-formatter.js';
 import { fingerprintRequest, type FingerprintFunction } from './fingerprint/request-fingerprint.js';
 import type { IdempotencyKeyFormat } from './key/idempotency-key.parser.js';
 import { assertStorableHeaders, DEFAULT_STORED_HEADERS } from './response/stored-headers.js';
 import { defaultStoreResponse, type StoreResponsePredicate } from './response/stored-status-policy.js';
 import type { IdempotencyStore } from './store/idempotency-store.js';
-import { DEFAULT_STORE_TIMEOUT_MS } from './store/typeorm-idempotency.store.js';
+import { DEFAULT_STORE_TIMEOUT_MS } from './store/store-timeout.js';
 import type { ReplayCacheOptions } from './store/replay-cache.store.js';
 
 /** Options that a route can set in `@Idempotent({...})`, overriding the module's. */
@@ -73,13 +75,21 @@ export interface IdempotencyModuleOptions extends IdempotencyRouteOptions {
   purgeIntervalMs?: number;
   /** Rows deleted per purge statement (R21). Default 500. */
   purgeBatchSize?: number;
-  /** A store call that takes longer fails the request with 503 instead of hanging it (R18). Default 5000. */
+  /**
+   * A store call that takes longer fails the request with 503 instead of hanging it (R18). Default
+   * 5000. For the built-in TypeORM store; a store passed in `store` takes its own (`timeoutMs`).
+   */
   storeTimeoutMs?: number;
   /**
    * Keep completed responses in process memory so repeated retries skip the database; `false`
    * turns it off. Default `{ maxEntries: 1000, maxBytes: 8 MiB, maxAgeMs: 60 s }`.
    */
   replayCache?: false | ReplayCacheOptions;
+  /**
+   * Encrypt stored responses at rest (R26): AES-256-GCM with `keys` (the first seals, every one
+   * opens), and fingerprints keyed with `fingerprintKey` (HMAC-SHA256). Default: off.
+   */
+  encryption?: IdempotencyEncryptionOptions;
 }
 
 /** Everything a route needs, with defaults filled in: resolved once per handler. */
@@ -109,6 +119,8 @@ export interface ResolvedModuleOptions {
   readonly replayCache: false | ReplayCacheOptions;
   readonly dataSource: DataSource | undefined;
   readonly store: IdempotencyStore | undefined;
+  /** The decoded `encryption` keys, or undefined when stored responses are kept in the clear. */
+  readonly encryption: Keyring | undefined;
   /** Module-level route defaults; `@Idempotent({...})` overrides them per route. */
   readonly routeDefaults: IdempotencyRouteOptions;
   resolveRoute(overrides: IdempotencyRouteOptions): ResolvedRouteOptions;
@@ -137,6 +149,15 @@ const IsReplayCacheOption = () =>
             ([name, limit]) => ['maxEntries', 'maxBytes', 'maxAgeMs'].includes(name) && Number.isInteger(limit) && (limit as number) > 0,
           )),
       defaultMessage: () => 'replayCache must be false or { maxEntries?, maxBytes?, maxAgeMs? } with positive whole numbers',
+    },
+  });
+
+const IsEncryptionOption = () =>
+  ValidateBy({
+    name: 'isEncryptionOption',
+    validator: {
+      validate: (value) => encryptionOptionProblems(value).length === 0,
+      defaultMessage: (args) => encryptionOptionProblems(args?.value).join('; '),
     },
   });
 
@@ -178,6 +199,7 @@ class ModuleOptionsSchema extends RouteOptionsSchema {
   @IsOptional() @IsInt() @Min(1) @Max(10_000) purgeBatchSize?: number;
   @IsOptional() @IsInt() @Min(10) @Max(MAX_DURATION_MS) storeTimeoutMs?: number;
   @IsOptional() @IsReplayCacheOption() replayCache?: unknown;
+  @IsOptional() @IsEncryptionOption() encryption?: unknown;
 }
 
 const ROUTE_OPTION_NAMES = Object.freeze([
@@ -186,7 +208,7 @@ const ROUTE_OPTION_NAMES = Object.freeze([
 ]);
 const MODULE_OPTION_NAMES = Object.freeze([
   ...ROUTE_OPTION_NAMES, 'headerName', 'account', 'fingerprint', 'errorFormatter', 'applyToAllWrites',
-  'dataSource', 'store', 'purgeIntervalMs', 'purgeBatchSize', 'storeTimeoutMs', 'replayCache', 'isGlobal',
+  'dataSource', 'store', 'purgeIntervalMs', 'purgeBatchSize', 'storeTimeoutMs', 'replayCache', 'encryption', 'isGlobal',
 ]);
 
 /** Checks `@Idempotent()` options when the decorator is applied, so a mistake stops the app at start-up. */
@@ -199,6 +221,7 @@ export function resolveModuleOptions(options: IdempotencyModuleOptions): Resolve
   validateAgainst(new ModuleOptionsSchema(), MODULE_OPTION_NAMES, options, 'IdempotencyModule options');
   const routeDefaults: IdempotencyRouteOptions = pickRouteOptions(options);
   const customFingerprint = options.fingerprint;
+  const encryption = options.encryption ? Keyring.from(options.encryption) : undefined;
   return {
     headerName: options.headerName ?? 'Idempotency-Key',
     account: options.account ?? defaultAccountResolver,
@@ -210,6 +233,7 @@ export function resolveModuleOptions(options: IdempotencyModuleOptions): Resolve
     replayCache: options.replayCache ?? {},
     dataSource: options.dataSource,
     store: options.store,
+    encryption,
     routeDefaults,
     resolveRoute(overrides) {
       const merged = { ...routeDefaults, ...definedOnly(overrides) };
@@ -229,7 +253,11 @@ export function resolveModuleOptions(options: IdempotencyModuleOptions): Resolve
         maxLockHoldMs: merged.maxLockHoldMs ?? DEFAULT_MAX_LOCK_HOLD_MS,
         atomic: merged.atomic ?? false,
         storeResponse: merged.storeResponse ?? defaultStoreResponse,
-        fingerprint: customFingerprint ?? ((request) => fingerprintRequest(request, fingerprintHeaders)),
+        fingerprint:
+          customFingerprint ??
+          (encryption
+            ? keyedFingerprint(encryption.fingerprintMacKey, fingerprintHeaders)
+            : (request) => fingerprintRequest(request, fingerprintHeaders)),
       };
     },
   };

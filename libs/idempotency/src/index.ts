@@ -3,6 +3,7 @@ export { Idempotent } from './idempotent.decorator.js';
 export { IdempotencyService, type PurgeResult, type RunOnceContext, type RunOnceOptions } from './idempotency.service.js';
 export { IdempotencyTransaction } from './atomic/idempotency-transaction.js';
 export type { IdempotencyModuleOptions, IdempotencyRouteOptions } from './idempotency.options.js';
+export type { IdempotencyEncryptionOptions } from './encryption/keyring.js';
 export type { IdempotencyKeyFormat } from './key/idempotency-key.parser.js';
 export type { FingerprintInput } from './http/http-exchange.js';
 export { fingerprintRequest, type FingerprintFunction } from './fingerprint/request-fingerprint.js';
@@ -32,11 +33,13 @@ export {
   type IdempotencyStore,
   type StoredResponse,
 } from './store/idempotency-store.js';
+export { StoreTimeoutError } from './store/store-timeout.js';
+export { TypeOrmIdempotencyStore, type TypeOrmIdempotencyStoreOptions } from './store/typeorm-idempotency.store.js';
 export {
-  StoreTimeoutError,
-  TypeOrmIdempotencyStore,
-  type TypeOrmIdempotencyStoreOptions,
-} from './store/typeorm-idempotency.store.js';
+  RedisIdempotencyStore,
+  type RedisIdempotencyClient,
+  type RedisIdempotencyStoreOptions,
+} from './store/redis-idempotency.store.js';
 export { ReplayCachingStore, type ReplayCacheOptions } from './store/replay-cache.store.js';
 export { IdempotencyRecord } from './store/idempotency-record.entity.js';
 export { CreateIdempotencyRecords1764064800000 } from './store/migrations/1764064800000-create-idempotency-records.js';

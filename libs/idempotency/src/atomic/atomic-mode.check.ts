@@ -4,6 +4,7 @@ import { IdempotentMetadata } from '../idempotent.decorator.js';
 import { RESOLVED_OPTIONS } from '../idempotency.constants.js';
 import type { ResolvedModuleOptions } from '../idempotency.options.js';
 import { IDEMPOTENCY_STORE, type IdempotencyStore } from '../store/idempotency-store.js';
+import { atomicUnsupportedReasonOf } from '../store/atomic-support.js';
 
 /**
  * Stops the app at start-up when a route (or the module) asks for atomic mode on a store that
@@ -22,9 +23,7 @@ export class AtomicModeCheck implements OnModuleInit {
   onModuleInit(): void {
     const asking = this.routesAskingForAtomic();
     if (asking.length === 0) return;
-    const reason =
-      this.store.atomicUnsupportedReason?.() ??
-      (this.store.beginAtomic ? undefined : 'the configured store has no transactions (it does not implement beginAtomic).');
+    const reason = atomicUnsupportedReasonOf(this.store);
     if (!reason) return;
     throw new Error(
       `nestjs-idempotency: atomic mode is asked for by ${asking.join(', ')}, but ${reason} ` +

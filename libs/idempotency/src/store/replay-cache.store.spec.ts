@@ -35,13 +35,17 @@ const claimOf = (key: string, account = 'acme'): ClaimRequest => ({
 });
 
 describe('ReplayCachingStore (R9, R12, R19)', () => {
-  it('answers a repeated claim of a completed key from memory, with the same record', async () => {
+  it('answers a repeated claim of a completed key from memory, with the same record and its remaining life as of the read', async () => {
     const { store, calls } = completedStore(60_000);
     const cached = new ReplayCachingStore(store);
     const first = await cached.claim(claimOf('k'));
+    await new Promise((resolve) => setTimeout(resolve, 30));
     const second = await cached.claim(claimOf('k'));
     expect(calls.claim).toBe(1);
-    expect(second).toEqual(first);
+    if (first.status !== 'completed' || second.status !== 'completed') throw new Error('expected completed records');
+    expect({ ...second, expiresInMs: 0 }).toEqual({ ...first, expiresInMs: 0 });
+    expect(second.expiresInMs).toBeLessThanOrEqual(first.expiresInMs - 25);
+    expect(second.expiresInMs).toBeGreaterThan(first.expiresInMs - 5_000);
   });
 
   it('keeps accounts apart: the same key of another account goes to the store', async () => {

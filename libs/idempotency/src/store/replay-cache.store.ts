@@ -7,6 +7,7 @@ import type {
   IdempotencyStore,
   StoredResponse,
 } from './idempotency-store.js';
+import { DelegatingStore } from './delegating.store.js';
 
 /** Limits of the in-process cache of completed responses. */
 export interface ReplayCacheOptions {
@@ -24,6 +25,8 @@ interface Entry {
   readonly record: Completed;
   /** performance.now() after which the entry is not used: never later than the record's expiry. */
   readonly usableUntil: number;
+  /** performance.now() at which the record expires, as the database reported it. */
+  readonly expiresAt: number;
 }
 
 const DEFAULTS: Required<ReplayCacheOptions> = { maxEntries: 1000, maxBytes: 8 * 1024 * 1024, maxAgeMs: 60_000 };
@@ -39,19 +42,17 @@ const DEFAULTS: Required<ReplayCacheOptions> = { maxEntries: 1000, maxBytes: 8 *
  * than the database's expiry (R19: no wall clock is compared with a stored time), and at most
  * `maxAgeMs`, which bounds clock-rate drift and how long an operator's manual deletion goes unseen.
  */
-export class ReplayCachingStore implements IdempotencyStore {
+export class ReplayCachingStore extends DelegatingStore {
   private readonly entries = new Map<string, Entry>();
   private bytes = 0;
   private readonly limits: Required<ReplayCacheOptions>;
 
-  constructor(
-    private readonly store: IdempotencyStore,
-    options: ReplayCacheOptions = {},
-  ) {
+  constructor(store: IdempotencyStore, options: ReplayCacheOptions = {}) {
+    super(store);
     this.limits = { ...DEFAULTS, ...options };
   }
 
-  async claim(request: ClaimRequest): Promise<ClaimOutcome> {
+  override async claim(request: ClaimRequest): Promise<ClaimOutcome> {
     const cached = this.lookup(request.account, request.key);
     if (cached) return cached;
     const sentAt = performance.now();
@@ -60,14 +61,14 @@ export class ReplayCachingStore implements IdempotencyStore {
     return outcome;
   }
 
-  async inspect(account: string, key: string): Promise<FoundRecord | undefined> {
+  override async inspect(account: string, key: string): Promise<FoundRecord | undefined> {
     const sentAt = performance.now();
     const found = await this.store.inspect(account, key);
     if (found?.status === 'completed') this.remember(account, key, found, sentAt);
     return found;
   }
 
-  async complete(claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean> {
+  override async complete(claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean> {
     // Counted from before the write: the database's expiry is later than this.
     const sentAt = performance.now();
     const completed = await this.store.complete(claim, response, ttlMs);
@@ -75,56 +76,37 @@ export class ReplayCachingStore implements IdempotencyStore {
     return completed;
   }
 
+  protected override async commitWithin(unit: AtomicUnit, claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean> {
+    const sentAt = performance.now();
+    const committed = await unit.commitWith(claim, response, ttlMs);
+    if (committed) this.rememberCompleted(claim, response, ttlMs, sentAt);
+    return committed;
+  }
+
   private rememberCompleted(claim: Claim, response: StoredResponse, ttlMs: number, sentAt: number): void {
     const record: Completed = { status: 'completed', fingerprint: claim.fingerprint, response, expiresInMs: ttlMs };
     this.remember(claim.account, claim.key, record, sentAt);
   }
 
-  release(claim: Claim): Promise<boolean> {
-    return this.store.release(claim);
-  }
 
-  renew(claim: Claim, leaseMs: number): Promise<boolean> {
-    return this.store.renew(claim, leaseMs);
-  }
 
-  purgeExpired(limit: number): Promise<number> {
-    return this.store.purgeExpired(limit);
-  }
 
-  atomicUnsupportedReason(): string | undefined {
-    if (!this.store.beginAtomic) return 'this store has no transactions for atomic mode';
-    return this.store.atomicUnsupportedReason?.();
-  }
 
-  async beginAtomic(): Promise<AtomicUnit> {
-    if (!this.store.beginAtomic) throw new Error('nestjs-idempotency: this store cannot run atomic mode');
-    const unit = await this.store.beginAtomic();
-    return {
-      manager: unit.manager,
-      commit: () => unit.commit(),
-      rollback: () => unit.rollback(),
-      commitWith: async (claim, response, ttlMs) => {
-        const sentAt = performance.now();
-        const committed = await unit.commitWith(claim, response, ttlMs);
-        if (committed) this.rememberCompleted(claim, response, ttlMs, sentAt);
-        return committed;
-      },
-    };
-  }
 
   private lookup(account: string, key: string): Completed | undefined {
     const id = cacheKey(account, key);
     const entry = this.entries.get(id);
     if (!entry) return undefined;
-    if (performance.now() >= entry.usableUntil) {
+    const now = performance.now();
+    if (now >= entry.usableUntil) {
       this.forget(id, entry);
       return undefined;
     }
     // Most recently used last: eviction takes from the front.
     this.entries.delete(id);
     this.entries.set(id, entry);
-    return entry.record;
+    // The remaining life as of this read, as the store contract says, not as of the cached one.
+    return { ...entry.record, expiresInMs: Math.floor(entry.expiresAt - now) };
   }
 
   private remember(account: string, key: string, record: Completed, sentAt: number): void {
@@ -134,7 +116,7 @@ export class ReplayCachingStore implements IdempotencyStore {
     const previous = this.entries.get(id);
     if (previous) this.forget(id, previous);
     const usableUntil = sentAt + Math.min(record.expiresInMs, this.limits.maxAgeMs);
-    this.entries.set(id, { record, usableUntil });
+    this.entries.set(id, { record, usableUntil, expiresAt: sentAt + record.expiresInMs });
     this.bytes += size;
     for (const [oldestId, oldest] of this.entries) {
       if (this.entries.size <= this.limits.maxEntries && this.bytes <= this.limits.maxBytes) break;

@@ -10,6 +10,7 @@ import type {
   StoredResponse,
 } from './idempotency-store.js';
 import { sqlDialect, sqlFamilyOf, type SqlDialect, type SqlFamily } from './sql-dialect.js';
+import { DEFAULT_STORE_TIMEOUT_MS, StoreTimeoutError } from './store-timeout.js';
 
 interface RecordRow {
   owner_token: string;
@@ -43,15 +44,6 @@ export interface TypeOrmIdempotencyStoreOptions {
   withoutReturning?: boolean;
 }
 
-export const DEFAULT_STORE_TIMEOUT_MS = 5000;
-
-/** A store call that did not settle within the store's timeout. */
-export class StoreTimeoutError extends Error {
-  constructor(timeoutMs: number) {
-    super(`the idempotency store did not answer within ${timeoutMs} ms`);
-    this.name = 'StoreTimeoutError';
-  }
-}
 
 const RECORD_COLUMNS = 'owner_token, fingerprint, state, response_status, response_headers, response_body';
 

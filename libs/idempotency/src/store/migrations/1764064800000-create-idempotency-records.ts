@@ -7,12 +7,14 @@ export class CreateIdempotencyRecords1764064800000 implements MigrationInterface
 
   async up(queryRunner: QueryRunner): Promise<void> {
     if (sqlFamilyOf(queryRunner.connection.options.type) === 'mysql') {
-      // Binary collation: `abc` and `ABC` are two token keys, and accounts compare exactly.
+      // A binary NO PAD collation: `abc` and `ABC` are two token keys, and so are `abc` and `abc `
+      // (utf8mb4_bin ignores trailing spaces, which would let two accounts share a record).
       // LONGBLOB: a stored body may be larger than BLOB's 64 KiB.
+      const collation = await exactCollation(queryRunner);
       await queryRunner.query(`
         CREATE TABLE \`idempotency_records\` (
-          \`account\` VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-          \`idempotency_key\` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+          \`account\` VARCHAR(191) CHARACTER SET utf8mb4 COLLATE ${collation} NOT NULL,
+          \`idempotency_key\` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE ${collation} NOT NULL,
           \`fingerprint\` VARCHAR(64) CHARACTER SET ascii NOT NULL,
           \`state\` VARCHAR(16) CHARACTER SET ascii NOT NULL,
           \`owner_token\` VARCHAR(36) CHARACTER SET ascii NOT NULL,
@@ -59,4 +61,10 @@ export class CreateIdempotencyRecords1764064800000 implements MigrationInterface
         : 'DROP TABLE "idempotency_records"',
     );
   }
+}
+
+/** MariaDB's binary NO PAD collation, or MySQL 8's (which has no `utf8mb4_nopad_bin`). */
+async function exactCollation(queryRunner: QueryRunner): Promise<string> {
+  const [row] = (await queryRunner.query('SELECT VERSION() AS version')) as Array<{ version: string }>;
+  return /mariadb/i.test(row?.version ?? '') ? 'utf8mb4_nopad_bin' : 'utf8mb4_0900_bin';
 }

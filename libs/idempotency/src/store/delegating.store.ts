@@ -1,0 +1,62 @@
+import { atomicUnsupportedReasonOf } from './atomic-support.js';
+import type {
+  AtomicUnit,
+  Claim,
+  ClaimOutcome,
+  ClaimRequest,
+  FoundRecord,
+  IdempotencyStore,
+  StoredResponse,
+} from './idempotency-store.js';
+
+/**
+ * A store that hands every call to the store it wraps. Decorators (the replay cache, sealing) extend
+ * it and override only what they change, so a call they do not touch still reaches the real store.
+ */
+export abstract class DelegatingStore implements IdempotencyStore {
+  constructor(protected readonly store: IdempotencyStore) {}
+
+  claim(request: ClaimRequest): Promise<ClaimOutcome> {
+    return this.store.claim(request);
+  }
+
+  inspect(account: string, key: string): Promise<FoundRecord | undefined> {
+    return this.store.inspect(account, key);
+  }
+
+  complete(claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean> {
+    return this.store.complete(claim, response, ttlMs);
+  }
+
+  release(claim: Claim): Promise<boolean> {
+    return this.store.release(claim);
+  }
+
+  renew(claim: Claim, leaseMs: number): Promise<boolean> {
+    return this.store.renew(claim, leaseMs);
+  }
+
+  purgeExpired(limit: number): Promise<number> {
+    return this.store.purgeExpired(limit);
+  }
+
+  atomicUnsupportedReason(): string | undefined {
+    return atomicUnsupportedReasonOf(this.store);
+  }
+
+  async beginAtomic(): Promise<AtomicUnit> {
+    if (!this.store.beginAtomic) throw new Error('nestjs-idempotency: this store cannot run atomic mode');
+    const unit = await this.store.beginAtomic();
+    return {
+      manager: unit.manager,
+      commit: () => unit.commit(),
+      rollback: () => unit.rollback(),
+      commitWith: (claim, response, ttlMs) => this.commitWithin(unit, claim, response, ttlMs),
+    };
+  }
+
+  /** Stores the response inside an atomic unit of the wrapped store; by default, as given. */
+  protected commitWithin(unit: AtomicUnit, claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean> {
+    return unit.commitWith(claim, response, ttlMs);
+  }
+}
