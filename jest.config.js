@@ -3,7 +3,7 @@ const shared = {
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {
     '^nestjs-idempotency$': '<rootDir>/libs/idempotency/src/index.ts',
-    '^nestjs-idempotency/(testing|client)$': '<rootDir>/libs/idempotency/src/$1/index.ts',
+    '^nestjs-idempotency/([a-z-]+)$': '<rootDir>/libs/idempotency/src/$1/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   transform: {

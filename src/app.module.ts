@@ -8,6 +8,7 @@ import type { AppConfig } from './config/app-config.js';
 import { dataSourceOptions } from './database/data-source-options.js';
 import { ExportsModule } from './exports/exports.module.js';
 import { HealthController } from './health/health.controller.js';
+import { MetricsModule } from './metrics/metrics.module.js';
 import { PaymentsModule } from './payments/payments.module.js';
 import { WebhooksModule } from './webhooks/webhooks.module.js';
 
@@ -30,6 +31,7 @@ export class AppModule {
         PaymentsModule,
         ExportsModule,
         WebhooksModule,
+        MetricsModule,
       ],
       controllers: [HealthController],
       providers: [

@@ -14,6 +14,7 @@ import { ClaimCoordinator } from './claims/claim-coordinator.js';
 import { IdempotencyConflictError } from './errors/idempotency-conflict.error.js';
 import { IdempotencyUnavailableError } from './errors/idempotency-unavailable.error.js';
 import { LeaseHeartbeats } from './lease/lease-heartbeats.js';
+import type { RequestObservation } from './observability/request-observation.js';
 import {
   IDEMPOTENCY_STORE,
   type AtomicUnit,
@@ -53,6 +54,14 @@ export interface RunOnceOptions {
 export interface RunOnceContext {
   /** In atomic mode, the transaction to write through; otherwise undefined. */
   readonly manager: EntityManager | undefined;
+}
+
+/** A `runOnce` call that won its claim. */
+interface ClaimedCall {
+  readonly request: ClaimRequest;
+  readonly claim: Claim;
+  readonly observation: RequestObservation;
+  readonly ttlMs: number;
 }
 
 const NO_FINGERPRINT = 'none';
@@ -96,38 +105,39 @@ export class IdempotencyService implements OnApplicationBootstrap, OnModuleDestr
       leaseMs: route.leaseMs,
       route: `runOnce ${options.scope}`,
     };
-    const acquired = await this.claims.acquire(request, route);
+    const acquired = await this.claims.acquire(request, route, { transport: 'runOnce', route: request.route });
     if (acquired.kind === 'replay') return JSON.parse(acquired.record.response.body.toString('utf8')) as T;
 
-    const claim = acquired.claim;
-    const heartbeat = this.heartbeats.start(claim, {
+    const run: ClaimedCall = { request, claim: acquired.claim, observation: acquired.observation, ttlMs: route.ttlMs };
+    const heartbeat = this.heartbeats.start(run.claim, {
       leaseMs: route.leaseMs,
       maxHoldMs: route.maxLockHoldMs,
-      onLost: () => this.claims.log(request, 'lost claim', 'warn'),
+      onLost: () => this.claims.claimLost(request, run.observation),
+      onRenewed: (durationMs, ok) => run.observation.backgroundStoreCall('renew', durationMs, ok),
     });
     try {
-      return route.atomic ? await this.runAtomically(request, claim, route.ttlMs, work) : await this.runPlain(request, claim, route.ttlMs, work);
+      return route.atomic ? await this.runAtomically(run, work) : await this.runPlain(run, work);
     } finally {
       heartbeat.stop();
     }
   }
 
-  private async runPlain<T>(request: ClaimRequest, claim: Claim, ttlMs: number, work: (context: RunOnceContext) => Promise<T> | T): Promise<T> {
+  private async runPlain<T>({ request, claim, observation, ttlMs }: ClaimedCall, work: (context: RunOnceContext) => Promise<T> | T): Promise<T> {
     let result: T;
     try {
       result = await work({ manager: undefined });
     } catch (error) {
-      await this.claims.release(request, claim);
+      await this.claims.release(request, claim, observation);
       throw error;
     }
-    await this.claims.settle(request, claim, storedResult(result), ttlMs);
+    await this.claims.settle(request, claim, storedResult(result), ttlMs, observation);
     return result;
   }
 
-  private async runAtomically<T>(request: ClaimRequest, claim: Claim, ttlMs: number, work: (context: RunOnceContext) => Promise<T> | T): Promise<T> {
+  private async runAtomically<T>({ request, claim, observation, ttlMs }: ClaimedCall, work: (context: RunOnceContext) => Promise<T> | T): Promise<T> {
     const unsupported = this.store.beginAtomic ? this.store.atomicUnsupportedReason?.() : 'this store has no transactions';
     if (unsupported) {
-      await this.claims.release(request, claim);
+      await this.claims.release(request, claim, observation);
       throw new Error(`nestjs-idempotency: runOnce({ atomic: true }) cannot run here: ${unsupported}`);
     }
     let unit: AtomicUnit;
@@ -135,7 +145,7 @@ export class IdempotencyService implements OnApplicationBootstrap, OnModuleDestr
       unit = await this.store.beginAtomic!();
     } catch (error) {
       this.claims.logStoreError(request, error);
-      await this.claims.release(request, claim);
+      await this.claims.release(request, claim, observation, 'unavailable');
       throw new IdempotencyUnavailableError();
     }
     let result: T;
@@ -143,23 +153,27 @@ export class IdempotencyService implements OnApplicationBootstrap, OnModuleDestr
       result = await runInTransaction(unit.manager, () => work({ manager: unit.manager }));
     } catch (error) {
       await unit.rollback().catch(() => undefined);
-      await this.claims.release(request, claim);
+      await this.claims.release(request, claim, observation);
       throw error;
     }
     let committed: boolean;
+    observation.settling();
     try {
-      committed = await unit.commitWith(claim, storedResult(result), ttlMs);
+      committed = await observation.storeCall('complete', () => unit.commitWith(claim, storedResult(result), ttlMs));
     } catch (error) {
       // Nothing of the work was committed: the caller must not take it as done.
       this.claims.logStoreError(request, error);
-      await this.claims.release(request, claim);
+      await this.claims.release(request, claim, observation, 'unavailable');
       throw new IdempotencyUnavailableError();
     }
+    if (!committed) {
+      // Fenced (R20): another caller took the key over and this run's writes were rolled back, so the
+      // caller gets the result of the run that did commit, or a conflict while it still runs.
+      this.claims.claimLost(request, observation);
+    }
+    observation.settled(undefined);
     if (committed) return result;
-    // Fenced (R20): another caller took the key over and this run's writes were rolled back, so the
-    // caller gets the result of the run that did commit, or a conflict while it still runs.
-    this.claims.log(request, 'lost claim', 'warn');
-    const winner = await this.claims.completedBy(request);
+    const winner = await this.claims.completedBy(request, observation);
     if (winner) return JSON.parse(winner.response.body.toString('utf8')) as T;
     throw new IdempotencyConflictError(1);
   }

@@ -11,6 +11,14 @@ export { defaultAccountResolver, type AccountResolver } from './account/account-
 export { defaultStoreResponse, type StoreResponsePredicate } from './response/stored-status-policy.js';
 export { REPLAYED_HEADER } from './response/response-replay.js';
 export {
+  IDEMPOTENCY_CHANNELS,
+  type IdempotencyOutcome,
+  type IdempotencyOutcomeMessage,
+  type IdempotencyStoreCallMessage,
+  type IdempotencyStoreOperation,
+  type IdempotencyTransport,
+} from './observability/idempotency-channels.js';
+export {
   defaultErrorFormatter,
   problemJsonErrorFormatter,
   type FormattedIdempotencyError,

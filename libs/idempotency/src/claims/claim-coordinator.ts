@@ -1,7 +1,10 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { IdempotencyConflictError } from '../errors/idempotency-conflict.error.js';
 import { IdempotencyKeyReuseError } from '../errors/idempotency-key-reuse.error.js';
 import { IdempotencyUnavailableError } from '../errors/idempotency-unavailable.error.js';
+import type { IdempotencyStoreOperation } from '../observability/idempotency-channels.js';
+import { RequestObservation, type ObservedSource, type RunOutcome } from '../observability/request-observation.js';
+import { loadOpenTelemetry } from '../observability/request-tracing.js';
 import { waitForSettledRecord } from '../lease/in-flight-wait.js';
 import {
   IDEMPOTENCY_STORE,
@@ -17,7 +20,7 @@ export type CompletedRecord = Extract<FoundRecord, { status: 'completed' }>;
 
 /** What acquiring a key gave: the right to run the work, or the stored outcome of an earlier run. */
 export type Acquired =
-  | { readonly kind: 'run'; readonly claim: Claim }
+  | { readonly kind: 'run'; readonly claim: Claim; readonly observation: RequestObservation }
   | { readonly kind: 'replay'; readonly record: CompletedRecord };
 
 /** How a caller wants a key acquired. */
@@ -32,74 +35,125 @@ export interface AcquirePolicy {
  * The rules every idempotent unit of work follows, for HTTP routes and for `runOnce` alike:
  * claim the key; a different request is refused at once (R10); a first attempt in flight is
  * waited for, then replayed, or taken over if it died or released the key (R11, R20); a store that
- * cannot answer fails closed (R18). Each outcome is logged with its account, key and label (R27).
+ * cannot answer fails closed (R18). Each outcome is logged with its account, key and label, and
+ * published, once per request, on the outcome channel with its timings (R27).
  */
 @Injectable()
-export class ClaimCoordinator {
+export class ClaimCoordinator implements OnModuleInit {
   private readonly logger = new Logger('Idempotency');
 
   constructor(@Inject(IDEMPOTENCY_STORE) private readonly store: IdempotencyStore) {}
 
-  async acquire(request: ClaimRequest, policy: AcquirePolicy): Promise<Acquired> {
-    const outcome = await this.storeCall(request, () => this.store.claim(request));
+  // Before the first request, so that its spans are not lost to a load still under way.
+  onModuleInit(): Promise<void> {
+    return loadOpenTelemetry();
+  }
+
+  async acquire(request: ClaimRequest, policy: AcquirePolicy, source: ObservedSource): Promise<Acquired> {
+    const observation = new RequestObservation(request, source);
+    const outcome = await this.storeCall(request, observation, 'claim', () => this.store.claim(request));
     if (outcome.status === 'claimed') {
       this.log(request, 'fresh');
-      return { kind: 'run', claim: outcome.claim };
+      observation.claimed('fresh');
+      return { kind: 'run', claim: outcome.claim, observation };
     }
-    this.assertSameRequest(request, outcome, policy);
-    if (outcome.status === 'completed') return this.replay(request, outcome, 'replayed');
+    this.assertSameRequest(request, outcome, policy, observation);
+    if (outcome.status === 'completed') return this.replay(request, outcome, 'replayed', observation);
 
-    const settled = await waitForSettledRecord(
-      outcome,
-      () => this.storeCall(request, () => this.store.inspect(request.account, request.key)),
-      policy.inFlightWaitMs,
+    const settled = await observation.waiting(() =>
+      waitForSettledRecord(
+        outcome,
+        () => this.storeCall(request, observation, 'inspect', () => this.store.inspect(request.account, request.key)),
+        policy.inFlightWaitMs,
+      ),
     );
     if (settled?.status === 'completed') {
-      this.assertSameRequest(request, settled, policy);
-      return this.replay(request, settled, 'waited');
+      this.assertSameRequest(request, settled, policy, observation);
+      return this.replay(request, settled, 'waited', observation);
     }
     if (settled === undefined || settled.leaseRemainingMs <= 0) {
       // The first attempt released the key or died while we waited: this retry may run it now.
-      const retried = await this.storeCall(request, () => this.store.claim(request));
+      const retried = await this.storeCall(request, observation, 'claim', () => this.store.claim(request));
       if (retried.status === 'claimed') {
         this.log(request, 'takeover');
-        return { kind: 'run', claim: retried.claim };
+        observation.claimed('takeover');
+        return { kind: 'run', claim: retried.claim, observation };
       }
-      this.assertSameRequest(request, retried, policy);
-      if (retried.status === 'completed') return this.replay(request, retried, 'waited');
+      this.assertSameRequest(request, retried, policy, observation);
+      if (retried.status === 'completed') return this.replay(request, retried, 'waited', observation);
     }
     this.log(request, 'conflict');
-    throw new IdempotencyConflictError(policy.inFlightWaitMs / 1000);
+    const conflict = new IdempotencyConflictError(policy.inFlightWaitMs / 1000);
+    observation.answered('conflict', conflict.getStatus());
+    throw conflict;
   }
 
   /**
    * Stores the outcome of a run, or releases the key so it can run again. A store failure here is
    * logged, not thrown: the work has happened and its result is the truth the caller must get.
+   * `status` is the HTTP status sent, for the outcome message.
    */
-  async settle(request: ClaimRequest, claim: Claim, response: StoredResponse | undefined, ttlMs: number): Promise<void> {
+  async settle(
+    request: ClaimRequest,
+    claim: Claim,
+    response: StoredResponse | undefined,
+    ttlMs: number,
+    observation: RequestObservation,
+    status?: number,
+  ): Promise<void> {
+    if (!response) return this.release(request, claim, observation, 'released', status);
+    observation.settling();
     try {
-      if (response) {
-        if (!(await this.store.complete(claim, response, ttlMs))) this.log(request, 'lost claim', 'warn');
-      } else {
-        await this.store.release(claim);
-        this.log(request, 'released');
+      if (!(await observation.storeCall('complete', () => this.store.complete(claim, response, ttlMs)))) {
+        this.claimLost(request, observation);
       }
+      observation.settled(status);
     } catch (error) {
       this.logStoreError(request, error);
+      observation.settled(status, 'unavailable');
     }
   }
 
-  /** Releases a claim whose work did not happen, logging rather than throwing on failure. */
-  release(request: ClaimRequest, claim: Claim): Promise<void> {
-    return this.settle(request, claim, undefined, 0);
+  /**
+   * Releases a claim whose outcome is not stored, logging rather than throwing on failure; `outcome`
+   * says why, for the outcome message (R14, R16b, R18).
+   */
+  async release(
+    request: ClaimRequest,
+    claim: Claim,
+    observation: RequestObservation,
+    outcome: Exclude<RunOutcome, 'lost_claim'> = 'released',
+    status?: number,
+  ): Promise<void> {
+    observation.settling();
+    try {
+      if (await observation.storeCall('release', () => this.store.release(claim))) {
+        this.log(request, 'released');
+      } else {
+        // Fenced (R20): the key is someone else's now, and was not released by this run.
+        this.claimLost(request, observation);
+      }
+      observation.settled(status, outcome);
+    } catch (error) {
+      this.logStoreError(request, error);
+      observation.settled(status, 'unavailable');
+    }
+  }
+
+  /** A renewal or completion found this run's claim taken over (R20): logged, and its outcome is `lost_claim`. */
+  claimLost(request: ClaimRequest, observation: RequestObservation): void {
+    this.log(request, 'lost claim', 'warn');
+    observation.claimLost();
   }
 
   /**
    * After a lost claim (R20): the record of the run that did complete, if it has; a failed read
    * counts as not yet, since the caller then answers as for a run still in flight.
    */
-  async completedBy(request: ClaimRequest): Promise<CompletedRecord | undefined> {
-    const found = await this.store.inspect(request.account, request.key).catch(() => undefined);
+  async completedBy(request: ClaimRequest, observation: RequestObservation): Promise<CompletedRecord | undefined> {
+    const found = await observation
+      .storeCall('inspect', () => this.store.inspect(request.account, request.key))
+      .catch(() => undefined);
     return found?.status === 'completed' ? found : undefined;
   }
 
@@ -113,24 +167,38 @@ export class ClaimCoordinator {
     this.logger.error(`${request.route}: idempotency store error: ${error instanceof Error ? error.message : String(error)}`);
   }
 
-  private replay(request: ClaimRequest, record: CompletedRecord, outcome: string): Acquired {
+  private replay(
+    request: ClaimRequest,
+    record: CompletedRecord,
+    outcome: 'replayed' | 'waited',
+    observation: RequestObservation,
+  ): Acquired {
     this.log(request, outcome);
+    observation.answered(outcome, record.response.status);
     return { kind: 'replay', record };
   }
 
-  private assertSameRequest(request: ClaimRequest, found: FoundRecord, policy: AcquirePolicy): void {
+  private assertSameRequest(request: ClaimRequest, found: FoundRecord, policy: AcquirePolicy, observation: RequestObservation): void {
     if (found.fingerprint === request.fingerprint) return;
     this.log(request, 'reuse');
+    observation.answered('reuse', policy.mismatchStatus);
     throw new IdempotencyKeyReuseError(policy.mismatchStatus);
   }
 
-  private async storeCall<T>(request: ClaimRequest, call: () => Promise<T>): Promise<T> {
+  private async storeCall<T>(
+    request: ClaimRequest,
+    observation: RequestObservation,
+    operation: IdempotencyStoreOperation,
+    call: () => Promise<T>,
+  ): Promise<T> {
     try {
-      return await call();
+      return await observation.storeCall(operation, call);
     } catch (error) {
       this.logStoreError(request, error);
       this.log(request, 'unavailable', 'warn');
-      throw new IdempotencyUnavailableError();
+      const unavailable = new IdempotencyUnavailableError();
+      observation.answered('unavailable', unavailable.getStatus());
+      throw unavailable;
     }
   }
 }

@@ -13,6 +13,8 @@ export interface HeartbeatPlan {
   readonly maxHoldMs: number;
   /** Called once if a renewal finds the claim taken over (R20, "lost claim"). */
   readonly onLost: () => void;
+  /** Told how long each renewal took and whether the store answered, for the store channel (R27). */
+  readonly onRenewed?: (durationMs: number, ok: boolean) => void;
 }
 
 /**
@@ -44,14 +46,19 @@ export class LeaseHeartbeats implements OnApplicationShutdown {
       timer.unref();
     };
     const beat = (): void => {
+      const started = performance.now();
       this.store.renew(claim, plan.leaseMs).then(
         (renewed) => {
+          plan.onRenewed?.(performance.now() - started, true);
           if (renewed) return schedule();
           if (!stopped) plan.onLost();
           heartbeat.stop();
         },
         // The store is briefly unreachable: the lease still holds, try again at the next beat.
-        () => schedule(),
+        () => {
+          plan.onRenewed?.(performance.now() - started, false);
+          schedule();
+        },
       );
     };
     this.running.add(heartbeat);
