@@ -1,4 +1,4 @@
-import { Module, type DynamicModule } from '@nestjs/common';
+import { Module, type DynamicModule, type ModuleMetadata } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { IdempotencyModule } from 'nestjs-idempotency';
@@ -12,13 +12,20 @@ import { MetricsModule } from './metrics/metrics.module.js';
 import { PaymentsModule } from './payments/payments.module.js';
 import { WebhooksModule } from './webhooks/webhooks.module.js';
 
+/** Modules added to the example by its entry point, such as the rate limit that main.ts loads. */
+export type ExtraImports = NonNullable<ModuleMetadata['imports']>;
+
 /** The example payments API, wired as an application would wire the idempotency library. */
 @Module({})
 export class AppModule {
-  static forRoot(config: AppConfig): DynamicModule {
+  static forRoot(config: AppConfig, extraImports: ExtraImports = []): DynamicModule {
     return {
       module: AppModule,
       imports: [
+        // Global guards run in the order their modules are scanned: ApiKeyGuard (this module's own)
+        // first, so a rate limit keyed by account sees the account; these before IdempotencyKeyGuard,
+        // so a request with a malformed key is counted too.
+        ...extraImports,
         AppConfigModule.forRoot(config),
         TypeOrmModule.forRoot(dataSourceOptions(config.databaseUrl, config.sqlitePath)),
         // Keys are scoped by request.user.accountId, which ApiKeyGuard sets: the default resolver.

@@ -27,6 +27,17 @@ export interface AppConfig {
      */
     readonly encryption?: { readonly keys: readonly string[]; readonly fingerprintKey: string };
   };
+  /**
+   * Rate limit of `POST /v1/payments` per account, where replays are not charged (R24):
+   * `RATE_LIMIT_PER_MINUTE` (default 600) requests per `RATE_LIMIT_WINDOW_MS` (default 60000, shorter
+   * for demos and tests). Applied by the built app only (main.ts); unset, requests are not limited.
+   */
+  readonly rateLimit?: RateLimitConfig;
+}
+
+export interface RateLimitConfig {
+  readonly limit: number;
+  readonly windowMs: number;
 }
 
 const DEFAULT_API_KEYS = 'demo-key-acme:acme,demo-key-globex:globex';
@@ -48,7 +59,18 @@ export function loadAppConfig(env: NodeJS.ProcessEnv): AppConfig {
       replayCache: env.IDEMPOTENCY_REPLAY_CACHE === 'off' ? false : undefined,
       encryption: parseEncryption(env.IDEMPOTENCY_ENCRYPTION_KEYS, env.IDEMPOTENCY_FINGERPRINT_KEY),
     },
+    rateLimit: {
+      limit: parseCount('RATE_LIMIT_PER_MINUTE', env.RATE_LIMIT_PER_MINUTE) ?? 600,
+      windowMs: parseCount('RATE_LIMIT_WINDOW_MS', env.RATE_LIMIT_WINDOW_MS) ?? 60_000,
+    },
   };
+}
+
+function parseCount(name: string, value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const count = Number(value);
+  if (!Number.isInteger(count) || count < 1) throw new Error(`${name}: "${value}" is not a positive whole number`);
+  return count;
 }
 
 function parseAtomic(value: string | undefined, onMySql: boolean): boolean {

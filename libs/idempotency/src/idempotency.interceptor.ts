@@ -7,7 +7,7 @@ import {
   type NestInterceptor,
 } from '@nestjs/common';
 import { Observable, of, tap } from 'rxjs';
-import { storedAccount } from './account/account-resolver.js';
+import { resolveStoredAccount } from './account/account-resolver.js';
 import { runInTransaction } from './atomic/idempotency-transaction.js';
 import { ClaimCoordinator } from './claims/claim-coordinator.js';
 import { renderIdempotencyError } from './errors/error-formatter.js';
@@ -93,7 +93,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     route: ResolvedRouteOptions,
     key: string,
   ): Promise<KeyedRequest> {
-    const account = storedAccount(await this.options.account(exchange.request));
+    const account = await resolveStoredAccount(this.options.account, exchange.request);
     // Fixed here, before the handler can touch the body (R7).
     const fingerprint = route.fingerprint(exchange.fingerprintInput);
     return {

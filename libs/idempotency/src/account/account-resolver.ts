@@ -29,3 +29,8 @@ export function storedAccount(account: string | number | null | undefined): stri
   const text = String(account);
   return text.length <= MAX_STORED_ACCOUNT_LENGTH ? text : `sha256:${createHash('sha256').update(text).digest('hex')}`;
 }
+
+/** The account a request acts for, as stored: what scopes its key (R5). */
+export async function resolveStoredAccount(resolver: AccountResolver, request: unknown): Promise<string> {
+  return storedAccount(await resolver(request));
+}

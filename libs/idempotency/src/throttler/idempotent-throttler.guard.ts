@@ -1,0 +1,70 @@
+import { Injectable, type ExecutionContext, type Type } from '@nestjs/common';
+import { ModuleRef, Reflector } from '@nestjs/core';
+import { InjectThrottlerOptions, InjectThrottlerStorage, ThrottlerGuard } from '@nestjs/throttler';
+import type { ThrottlerModuleOptions, ThrottlerRequest, ThrottlerStorage } from '@nestjs/throttler';
+import { IdempotentRoutes } from '../idempotent-routes.js';
+import { RESOLVED_OPTIONS } from '../idempotency.constants.js';
+import type { ResolvedModuleOptions } from '../idempotency.options.js';
+import { IDEMPOTENCY_STORE, type IdempotencyStore } from '../store/idempotency-store.js';
+import { ReplayForecast } from './replay-forecast.js';
+
+/**
+ * `ThrottlerGuard` that does not charge replays (R24): a request whose key already holds a
+ * completed response for this same request, or a first run of it still in flight, passes without a
+ * hit; the first request, a reused key with another body and a fresh key are counted as usual.
+ */
+@Injectable()
+export class IdempotentThrottlerGuard extends ThrottlerGuard {
+  private forecast!: ReplayForecast;
+  private readonly answers = new WeakMap<object, Promise<boolean>>();
+
+  constructor(
+    @InjectThrottlerOptions() options: ThrottlerModuleOptions,
+    @InjectThrottlerStorage() storageService: ThrottlerStorage,
+    reflector: Reflector,
+    private readonly moduleRef: ModuleRef,
+  ) {
+    super(options, storageService, reflector);
+  }
+
+  override async onModuleInit(): Promise<void> {
+    await super.onModuleInit();
+    // Looked up rather than injected: the module keeps its route table and options to itself, and
+    // this guard is declared in the application's module, wherever that imports IdempotencyModule.
+    this.forecast = new ReplayForecast(
+      this.fromIdempotencyModule<IdempotentRoutes>(IdempotentRoutes),
+      this.fromIdempotencyModule<ResolvedModuleOptions>(RESOLVED_OPTIONS),
+      this.fromIdempotencyModule<IdempotencyStore>(IDEMPOTENCY_STORE),
+    );
+  }
+
+  // Here rather than in shouldSkip(): this runs only for a throttler that would count the request
+  // (after @SkipThrottle, skipIf), so a route without a limit never pays the store lookup.
+  protected override async handleRequest(requestProps: ThrottlerRequest): Promise<boolean> {
+    if (await this.isReplay(requestProps.context)) return true;
+    return super.handleRequest(requestProps);
+  }
+
+  /** Asked once per request, however many named throttlers apply to it. */
+  private isReplay(context: ExecutionContext): Promise<boolean> {
+    if (context.getType() !== 'http') return Promise.resolve(false);
+    const request = context.switchToHttp().getRequest<object>();
+    let answer = this.answers.get(request);
+    if (!answer) {
+      answer = this.forecast.isReplay(context);
+      this.answers.set(request, answer);
+    }
+    return answer;
+  }
+
+  private fromIdempotencyModule<T>(token: Type<unknown> | symbol): T {
+    try {
+      return this.moduleRef.get<unknown, T>(token, { strict: false });
+    } catch {
+      throw new Error(
+        'nestjs-idempotency: IdempotentThrottlerGuard needs IdempotencyModule.forRoot() (or forRootAsync()) in the ' +
+          'application, to tell replays from new requests. Import it, or use ThrottlerGuard from @nestjs/throttler.',
+      );
+    }
+  }
+}

@@ -1,0 +1,1 @@
+export { IdempotentThrottlerGuard } from './idempotent-throttler.guard.js';
