@@ -1,5 +1,6 @@
 import { NestFactory } from '@nestjs/core';
 import type { INestApplication, LogLevel } from '@nestjs/common';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import compression from 'compression';
 import { AppModule, type ExtraImports } from './app.module.js';
 import { apiValidationPipe } from './common/validation.pipe.js';
@@ -19,9 +20,39 @@ export async function createPaymentsApp(
   const app =
     platform === 'fastify' ? await createOnFastify(config, logger, extraImports) : await createOnExpress(config, logger, extraImports);
   app.useGlobalPipes(apiValidationPipe());
+  await serveApiDocs(app, platform);
   // SIGTERM lets in-flight requests finish and store their outcome before the process exits.
   app.enableShutdownHooks();
   return app;
+}
+
+/**
+ * Swagger UI at `GET /docs`, the OpenAPI document at `GET /docs-json`. The document is built here,
+ * before `init()`, as applications usually do: the idempotent routes are already complete, with
+ * nothing declared for them in the controllers (R25).
+ */
+async function serveApiDocs(app: INestApplication, platform: HttpPlatform): Promise<void> {
+  const config = new DocumentBuilder()
+    .setTitle('Payments API')
+    .setDescription('The example API of nestjs-idempotency: payments and exports that are safe to retry with an Idempotency-Key.')
+    .setVersion('1.0')
+    .addApiKey({ type: 'apiKey', in: 'header', name: 'X-Api-Key' }, 'api-key')
+    .addSecurityRequirements('api-key')
+    .build();
+  const ui = platform === 'express' || (await canServeUiFilesOnFastify());
+  SwaggerModule.setup('docs', app, SwaggerModule.createDocument(app, config), { ui });
+}
+
+// On Fastify the UI's files are served by @fastify/static, which SwaggerModule loads when the app
+// starts and, failing that, ends the process. It cannot be loaded inside Jest's ESM sandbox on
+// Node 20 (it require()s an ES module): there the app serves the document without the UI.
+async function canServeUiFilesOnFastify(): Promise<boolean> {
+  try {
+    await import('@fastify/static');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 // Responses are compressed as production apps commonly do, with each package's default threshold.

@@ -5,7 +5,7 @@ import { headerValues, httpExchangeOf } from './http/http-exchange.js';
 import { IdempotentRoutes } from './idempotent-routes.js';
 import { RESOLVED_OPTIONS } from './idempotency.constants.js';
 import type { ResolvedModuleOptions } from './idempotency.options.js';
-import { parseIdempotencyKey, type IdempotencyKeyFormat } from './key/idempotency-key.parser.js';
+import { describeKeyFormat, parseIdempotencyKey } from './key/idempotency-key.parser.js';
 import { rememberRequestKey } from './key/request-key.js';
 
 /** Checks the `Idempotency-Key` header of idempotent routes: presence where required, format (R1-R4). */
@@ -31,12 +31,6 @@ export class IdempotencyKeyGuard implements CanActivate {
       if (route.required) throw new IdempotencyKeyMissingError(headerName);
       return true;
     }
-    throw new InvalidIdempotencyKeyError(headerName, describeFormat(route.keyFormat));
+    throw new InvalidIdempotencyKeyError(headerName, describeKeyFormat(route.keyFormat));
   }
-}
-
-function describeFormat(format: IdempotencyKeyFormat): string {
-  if (format === 'uuid') return 'UUID (hyphenated, 32 hex digits, {braced} or urn:uuid:)';
-  if (format === 'token') return 'token of 1 to 255 printable ASCII characters';
-  return 'key in the format this endpoint accepts';
 }

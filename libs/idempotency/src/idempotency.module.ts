@@ -14,6 +14,7 @@ import { resolveModuleOptions, type IdempotencyModuleOptions, type ResolvedModul
 import { IdempotencyService } from './idempotency.service.js';
 import { IdempotentRoutes } from './idempotent-routes.js';
 import { LeaseHeartbeats } from './lease/lease-heartbeats.js';
+import { openApiDocumentationProvider } from './openapi/openapi-documentation.provider.js';
 import { IDEMPOTENCY_STORE, type IdempotencyStore } from './store/idempotency-store.js';
 import { ReplayCachingStore } from './store/replay-cache.store.js';
 import { TypeOrmIdempotencyStore } from './store/typeorm-idempotency.store.js';
@@ -45,6 +46,7 @@ const providers: Provider[] = [
   ClaimCoordinator,
   IdempotencyTransaction,
   AtomicModeCheck,
+  openApiDocumentationProvider,
   // Global enhancers that act only on idempotent routes: a route needs nothing but @Idempotent().
   { provide: APP_GUARD, useClass: IdempotencyKeyGuard },
   { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },

@@ -20,8 +20,12 @@ export class IdempotentRoutes {
 
   /** The route's options, or undefined when this request gets no idempotency. */
   optionsFor(context: ExecutionContext, method: string): ResolvedRouteOptions | undefined {
+    return this.optionsForHandler(context.getHandler(), method);
+  }
+
+  /** The same answer for a handler outside any request, e.g. to document its route. */
+  optionsForHandler(handler: Function, method: string): ResolvedRouteOptions | undefined {
     if (IGNORED_METHODS.has(method)) return undefined;
-    const handler = context.getHandler();
     let resolved = this.byHandler.get(handler);
     if (resolved === undefined) {
       const declared = this.reflector.get(IdempotentMetadata, handler);

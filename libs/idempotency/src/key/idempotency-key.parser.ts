@@ -6,6 +6,13 @@ export type KeyParseFailure = 'missing' | 'invalid';
 
 export type KeyParseResult = { ok: true; key: string } | { ok: false; failure: KeyParseFailure };
 
+/** What a valid key is, in words: the 400 `invalid_idempotency_key` message and the OpenAPI description. */
+export function describeKeyFormat(format: IdempotencyKeyFormat): string {
+  if (format === 'uuid') return 'UUID (hyphenated, 32 hex digits, {braced} or urn:uuid:)';
+  if (format === 'token') return 'token of 1 to 255 printable ASCII characters';
+  return 'key in the format this endpoint accepts';
+}
+
 const MAX_UUID_INPUT_LENGTH = 128;
 const MAX_TOKEN_LENGTH = 255;
 const HEX32 = /^[0-9a-f]{32}$/;
