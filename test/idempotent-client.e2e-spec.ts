@@ -192,7 +192,11 @@ describe.each<HttpPlatform>(['express', 'fastify'])('the retry-safe client again
     expect(gaveUp.reason).toBe('time');
     expect(gaveUp.attempts).toBeGreaterThanOrEqual(2);
     expect(Date.now() - started).toBeLessThan(3_000);
-    expect(proxy.requestsWithKey(gaveUp.idempotencyKey, PAYMENTS)).toHaveLength(gaveUp.attempts);
+    // Every attempt reached the server with the one key, but possibly the last: the budget can end
+    // it before its body is through the proxy.
+    const seen = proxy.requestsWithKey(gaveUp.idempotencyKey, PAYMENTS).length;
+    expect(seen).toBeGreaterThanOrEqual(gaveUp.attempts - 1);
+    expect(seen).toBeLessThanOrEqual(gaveUp.attempts);
     expect(await paymentCount()).toBe(before + 1);
 
     proxy.behave();
