@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
@@ -24,7 +25,9 @@ import { DataSource } from 'typeorm';
 import type { HttpPlatform } from '../src/bootstrap.js';
 import { startPaymentsApp, type RunningPaymentsApp } from './support/payments-app.js';
 import { probeDataSourceOptions } from './support/probe-app.js';
+import { connectSql } from './support/sql-client.js';
 import { queryRows, createTestDatabase, type DatabaseKind } from './support/test-database.js';
+import { paymentWrittenUncommitted } from './support/uncommitted-writes.js';
 
 const acme = { 'X-Api-Key': 'key-acme' };
 /** The databases atomic mode runs on, on both platforms. */
@@ -125,6 +128,68 @@ describe.each(ATOMIC_MATRIX)('atomic mode on the payments API on %s with %s', (d
 
     const read = await request(payments.server).get(`/v1/payments/${created[0].body.id}`).set(acme).expect(200);
     expect(read.body.customerId).toBe(customer);
+  });
+
+  /** Sends in the background; settles with the answer, and says whether it has yet. */
+  function inBackground(key: string, body: Record<string, unknown>): { answer: Promise<request.Response>; settled: () => boolean } {
+    let done = false;
+    const answer = request(payments.server).post('/v1/payments').set(acme).set('Idempotency-Key', key).send(body).buffer(true);
+    const settledAnswer = answer.then((response) => {
+      done = true;
+      return response;
+    });
+    return { answer: settledAnswer, settled: () => done };
+  }
+
+  async function untilWrittenUncommitted(customerId: string): Promise<void> {
+    const sql = await connectSql(payments.database.databaseUrl ?? '');
+    try {
+      for (let attempt = 0; !(await paymentWrittenUncommitted(sql, customerId)); attempt++) {
+        if (attempt > 200) throw new Error('the first payment was never seen in flight');
+        await sleep(20);
+      }
+    } finally {
+      await sql.end();
+    }
+  }
+
+  it('refuses another body with the key while the first request is still in flight, without waiting for it: 422 at once, though its claim is not committed yet (R10, R22a)', async () => {
+    const key = randomUUID();
+    const customer = `cus_ok_${randomUUID().slice(0, 8)}`;
+    const first = inBackground(key, paymentBody(customer, { processingMs: 1500 }));
+    await untilWrittenUncommitted(customer);
+
+    const other = await request(payments.server).post('/v1/payments').set(acme).set('Idempotency-Key', key).send(paymentBody(`${customer}_other`));
+
+    expect(other.status).toBe(422);
+    expect(other.body.error.code).toBe('idempotency_key_reuse');
+    expect(first.settled()).toBe(false);
+    expect((await first.answer).status).toBe(201);
+    expect(await paymentRows(payments, customer)).toBe(1);
+    expect(await paymentRows(payments, `${customer}_other`)).toBe(0);
+  });
+
+  it('lets 30 retries of an uncommitted first request wait without holding a pooled connection (the pool has 10): other requests are served meanwhile, and every retry then gets the replay (R11, R22a)', async () => {
+    const key = randomUUID();
+    const customer = `cus_ok_${randomUUID().slice(0, 8)}`;
+    const body = paymentBody(customer, { processingMs: 1500 });
+    const first = inBackground(key, body);
+    await untilWrittenUncommitted(customer);
+
+    const retries = Array.from({ length: 30 }, () => inBackground(key, body));
+    await sleep(100);
+    const listed = await request(payments.server).get('/v1/payments').set(acme);
+    expect(listed.status).toBe(200);
+    expect(first.settled()).toBe(false);
+
+    const original = await first.answer;
+    expect(original.status).toBe(201);
+    for (const retry of await Promise.all(retries.map((pending) => pending.answer))) {
+      expect(retry.status).toBe(201);
+      expect(retry.headers['idempotency-replayed']).toBe('true');
+      expect(retry.text).toBe(original.text);
+    }
+    expect(await paymentRows(payments, customer)).toBe(1);
   });
 });
 

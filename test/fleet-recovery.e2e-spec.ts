@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { eventually, send, startAppProcess, type AppProcess, type RawAnswer } from './support/app-process.js';
 import { connectSql, countRows, type SqlClient } from './support/sql-client.js';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './support/test-database.js';
+import { paymentWrittenUncommitted } from './support/uncommitted-writes.js';
 
 /** Two or more instances of the built app on one fresh database, torn down after each test. */
 interface Fleet {
@@ -152,7 +153,7 @@ describe.each(['mariadb', 'postgres'] as const)('exactly once when instances on 
     expect(await exportsOf(sql, body.datastreamId)).toBe(2);
   }, 60_000);
 
-  it("fences a frozen owner in atomic mode: its late commit is rolled back, one payment remains, and its client gets the winner's stored answer (R20, R22)", async () => {
+  it("fences a frozen owner in atomic mode by the database itself: its session ends past the lease, a retry runs once, and when it resumes nothing of it commits and its client gets the winner's answer (R20, R22a)", async () => {
     const { instances: [frozen, other], sql } = await startFleet(kind, 'fleet_fencing_atomic', 2, {
       IDEMPOTENCY_LOCK_TIMEOUT_MS: '1000',
       IDEMPOTENCY_IN_FLIGHT_WAIT_MS: '200',
@@ -161,14 +162,17 @@ describe.each(['mariadb', 'postgres'] as const)('exactly once when instances on 
     const customerId = `cus_fenced_${randomUUID().slice(0, 8)}`;
     const body = { amount: 1500, currency: 'EUR', customerId, processingMs: 1200 };
     const late = send(frozen.url, 'POST', '/v1/payments', { key, body }).catch((error: unknown) => error as Error);
-    await eventually(() => claimOf(sql, key));
+    // The claim and the payment are in one open transaction (R22a): seen only from inside the database.
+    await eventually(async () => ((await paymentWrittenUncommitted(sql, customerId)) ? true : undefined));
     frozen.signal('SIGSTOP');
+    // While the frozen owner's session lives, a retry is told the request is still in flight.
+    const early = await send(other.url, 'POST', '/v1/payments', { key, body });
+    expect([early.status, codeOf(early)]).toEqual([409, 'idempotency_conflict']);
     await sleep(2500);
 
-    const takeover = await eventually(async () => {
-      const answer = await send(other.url, 'POST', '/v1/payments', { key, body });
-      return answer.status === 201 ? answer : undefined;
-    }, 40, 250);
+    // Its idle transaction outlived the lease: the database ended the session and the key is free.
+    const takeover = await send(other.url, 'POST', '/v1/payments', { key, body });
+    expect(takeover.status).toBe(201);
     expect(takeover.headers.get('idempotency-replayed')).toBeNull();
     frozen.signal('SIGCONT');
     const lateAnswer = await late;

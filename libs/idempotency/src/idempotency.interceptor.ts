@@ -9,7 +9,7 @@ import {
 import { Observable, of, tap } from 'rxjs';
 import { resolveStoredAccount } from './account/account-resolver.js';
 import { runInTransaction } from './atomic/idempotency-transaction.js';
-import { ClaimCoordinator } from './claims/claim-coordinator.js';
+import { ClaimCoordinator, type CompletedRecord } from './claims/claim-coordinator.js';
 import { renderIdempotencyError } from './errors/error-formatter.js';
 import { IdempotencyConflictError } from './errors/idempotency-conflict.error.js';
 import { IdempotencyUnavailableError } from './errors/idempotency-unavailable.error.js';
@@ -25,14 +25,7 @@ import { routePatternLabel } from './observability/route-pattern.js';
 import { captureResponse, type CapturedResponse, type ReplacementResponse } from './response/response-capture.js';
 import { REPLAYED_HEADER, replayStoredResponse } from './response/response-replay.js';
 import { pickStoredHeaders } from './response/stored-headers.js';
-import {
-  IDEMPOTENCY_STORE,
-  type AtomicUnit,
-  type Claim,
-  type ClaimRequest,
-  type IdempotencyStore,
-  type StoredResponse,
-} from './store/idempotency-store.js';
+import type { AtomicUnit, Claim, ClaimRequest, StoredResponse } from './store/idempotency-store.js';
 
 /** What happens to a run's claim once its response (and its status) is known, or once it proved unreplayable. */
 interface CapturedOutcome {
@@ -67,7 +60,6 @@ export class IdempotencyInterceptor implements NestInterceptor {
     private readonly routes: IdempotentRoutes,
     private readonly claims: ClaimCoordinator,
     private readonly heartbeats: LeaseHeartbeats,
-    @Inject(IDEMPOTENCY_STORE) private readonly store: IdempotencyStore,
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedModuleOptions,
   ) {}
 
@@ -78,13 +70,19 @@ export class IdempotencyInterceptor implements NestInterceptor {
     const key = requestKeyOf(exchange.incoming);
     if (!route || key === undefined) return next.handle();
     const keyed = await this.prepare(context, exchange, route, key);
-    const acquired = await this.claims.acquire(keyed.claimRequest, route, keyed.source);
-    if (acquired.kind === 'replay') {
-      replayStoredResponse(exchange.reply, acquired.record.response, route.storedHeaders);
-      return of(undefined);
+    if (route.atomic) {
+      const acquired = await this.claims.acquireAtomically(keyed.claimRequest, route, keyed.source);
+      if (acquired.kind === 'replay') return this.replay(keyed, acquired.record);
+      return this.executeAtomically({ ...keyed, claim: acquired.claim, observation: acquired.observation }, acquired.unit, next);
     }
-    const run: ClaimedRun = { ...keyed, claim: acquired.claim, observation: acquired.observation };
-    return route.atomic ? this.executeAtomically(run, next) : this.execute(run, next);
+    const acquired = await this.claims.acquire(keyed.claimRequest, route, keyed.source);
+    if (acquired.kind === 'replay') return this.replay(keyed, acquired.record);
+    return this.execute({ ...keyed, claim: acquired.claim, observation: acquired.observation }, next);
+  }
+
+  private replay({ exchange, route }: KeyedRequest, record: CompletedRecord): Observable<unknown> {
+    replayStoredResponse(exchange.reply, record.response, route.storedHeaders);
+    return of(undefined);
   }
 
   private async prepare(
@@ -112,65 +110,41 @@ export class IdempotencyInterceptor implements NestInterceptor {
     });
   }
 
-  // The claim has committed on its own, so concurrent retries see it and wait (R11) instead of
-  // queueing on row locks; the handler's writes and the stored response then commit together.
-  private async executeAtomically(run: ClaimedRun, next: CallHandler): Promise<Observable<unknown>> {
+  // The claim was made inside the transaction (R22a): the handler's writes, the claim and the
+  // stored response commit once, together, or not at all.
+  private executeAtomically(run: ClaimedRun, unit: AtomicUnit, next: CallHandler): Observable<unknown> {
     const { claimRequest, claim, observation } = run;
-    let unit: AtomicUnit;
-    try {
-      if (!this.store.beginAtomic) throw new Error('this store cannot run atomic mode');
-      unit = await this.store.beginAtomic();
-    } catch (error) {
-      this.claims.logStoreError(claimRequest, error);
-      const unavailable = new IdempotencyUnavailableError();
-      await this.claims.release(claimRequest, claim, observation, 'unavailable', unavailable.getStatus());
-      throw unavailable;
-    }
     const outcome: CapturedOutcome = {
       settle: async (stored, status) => {
-        if (!stored) {
-          await unit.rollback().catch((error: unknown) => this.claims.logStoreError(claimRequest, error));
-          await this.claims.release(claimRequest, claim, observation, 'released', status);
-          return undefined;
-        }
-        observation.settling();
-        try {
-          if (await observation.storeCall('complete', () => unit.commitWith(claim, stored, run.route.ttlMs))) {
-            observation.settled(status);
-            return undefined;
-          }
-          // Fenced (R20): a retry took the key over and this run's writes were rolled back, so this
-          // client gets what the owner that did commit stored, or 409 while it still runs.
-          this.claims.claimLost(claimRequest, observation);
-          const answer = await this.answerOfWinner(run);
-          observation.settled(answer.status);
-          return answer;
-        } catch (error) {
-          // Nothing of the handler's work was committed: say so rather than send what did not happen.
-          this.claims.logStoreError(claimRequest, error);
-          const unavailable = this.unavailableResponse();
-          await this.claims.release(claimRequest, claim, observation, 'unavailable', unavailable.status);
-          return unavailable;
-        }
+        if (!stored) return this.claims.rollBackAtomically(claimRequest, unit, observation, 'released', status);
+        const committed = await this.claims.commitAtomically(claimRequest, claim, unit, stored, run.route.ttlMs, observation);
+        if (committed === 'committed') return observation.settled(status);
+        // Nothing of this run was committed (R20, R22a). If a run of the same request did commit
+        // (the database ended this one's session and another took the key), this run lost its claim
+        // and its client gets that run's answer; otherwise 409, or 503 when the commit failed.
+        const winner = await this.claims.completedBySameRequest(claimRequest, observation);
+        if (winner && committed === 'failed') this.claims.claimLost(claimRequest, observation);
+        const answer = winner ? replayedResponse(winner) : this.errorResponse(committed === 'failed' ? new IdempotencyUnavailableError() : this.conflict(run));
+        observation.settled(answer.status, winner || committed !== 'failed' ? undefined : 'unavailable');
+        return answer;
       },
       // The response is already on its way and cannot be stored: keep the writes it reports, and
       // free the key, exactly as without atomic mode (R16b).
-      abandon: async (status) => {
-        await unit.commit().catch((error: unknown) => this.claims.logStoreError(claimRequest, error));
-        await this.claims.release(claimRequest, claim, observation, 'not_replayable', status);
-      },
+      abandon: (status) => this.claims.commitReleasingAtomically(claimRequest, claim, unit, observation, status),
     };
     // Nest binds the handler to the async context in force when next.handle() is called, so it is
     // called inside the transaction's context: everything the handler awaits then sees it.
     return new Observable((subscriber) =>
-      runInTransaction(unit.manager, () => this.runCaptured(run, next, outcome).subscribe(subscriber)),
+      runInTransaction(unit.manager, () => this.runCaptured(run, next, outcome, unit).subscribe(subscriber)),
     );
   }
 
-  private runCaptured(run: ClaimedRun, next: CallHandler, outcome: CapturedOutcome): Observable<unknown> {
+  private runCaptured(run: ClaimedRun, next: CallHandler, outcome: CapturedOutcome, unit?: AtomicUnit): Observable<unknown> {
     const { exchange, route, claimRequest, observation } = run;
     let settled = false;
     const heartbeat = this.heartbeats.start(run.claim, {
+      // An atomic claim lives in its transaction: renewing it there keeps the session alive too.
+      ...(unit ? { renew: (claim: Claim, leaseMs: number) => unit.renew(claim, leaseMs) } : {}),
       leaseMs: route.leaseMs,
       maxHoldMs: route.maxLockHoldMs,
       onLost: () => this.claims.claimLost(claimRequest, observation),
@@ -201,17 +175,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
     return { status: response.status, headers: pickStoredHeaders(response.headers, route.storedHeaders), body: response.body };
   }
 
-  private async answerOfWinner(run: ClaimedRun): Promise<ReplacementResponse> {
-    const winner = await this.claims.completedBy(run.claimRequest, run.observation);
-    if (winner) {
-      const { response } = winner;
-      return { status: response.status, headers: { ...flatHeaders(response.headers), [REPLAYED_HEADER]: 'true' }, body: response.body };
-    }
-    return this.errorResponse(new IdempotencyConflictError(run.route.inFlightWaitMs / 1000));
-  }
-
-  private unavailableResponse(): ReplacementResponse {
-    return this.errorResponse(new IdempotencyUnavailableError());
+  private conflict(run: ClaimedRun): IdempotencyError {
+    return new IdempotencyConflictError(run.route.inFlightWaitMs / 1000);
   }
 
   private errorResponse(error: IdempotencyError): ReplacementResponse {
@@ -227,6 +192,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
         `Return a value from the handler (no @Res() writes, no streams) to make this route replayable.`,
     );
   }
+}
+
+/** A committed record as an answer to a run that lost its claim to it. */
+function replayedResponse({ response }: CompletedRecord): ReplacementResponse {
+  return { status: response.status, headers: { ...flatHeaders(response.headers), [REPLAYED_HEADER]: 'true' }, body: response.body };
 }
 
 function flatHeaders(headers: Readonly<Record<string, string | string[]>>): Record<string, string> {

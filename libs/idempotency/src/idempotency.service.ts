@@ -6,15 +6,16 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { RESOLVED_OPTIONS } from './idempotency.constants.js';
-import type { ResolvedModuleOptions } from './idempotency.options.js';
+import type { ResolvedModuleOptions, ResolvedRouteOptions } from './idempotency.options.js';
 import type { EntityManager } from 'typeorm';
 import { storedAccount } from './account/account-resolver.js';
 import { runInTransaction } from './atomic/idempotency-transaction.js';
-import { ClaimCoordinator } from './claims/claim-coordinator.js';
+import { ClaimCoordinator, type AtomicCommit } from './claims/claim-coordinator.js';
 import { IdempotencyConflictError } from './errors/idempotency-conflict.error.js';
 import { IdempotencyUnavailableError } from './errors/idempotency-unavailable.error.js';
-import { LeaseHeartbeats } from './lease/lease-heartbeats.js';
-import type { RequestObservation } from './observability/request-observation.js';
+import { LeaseHeartbeats, type LeaseHeartbeat } from './lease/lease-heartbeats.js';
+import type { ObservedSource, RequestObservation } from './observability/request-observation.js';
+import { atomicUnsupportedReasonOf } from './store/atomic-support.js';
 import {
   IDEMPOTENCY_STORE,
   type AtomicUnit,
@@ -105,21 +106,28 @@ export class IdempotencyService implements OnApplicationBootstrap, OnModuleDestr
       leaseMs: route.leaseMs,
       route: `runOnce ${options.scope}`,
     };
-    const acquired = await this.claims.acquire(request, route, { transport: 'runOnce', route: request.route });
-    if (acquired.kind === 'replay') return JSON.parse(acquired.record.response.body.toString('utf8')) as T;
+    const source = { transport: 'runOnce', route: request.route } as const;
+    if (route.atomic) return this.runAtomically(request, route, source, work);
+    const acquired = await this.claims.acquire(request, route, source);
+    if (acquired.kind === 'replay') return parsedResult<T>(acquired.record.response);
 
     const run: ClaimedCall = { request, claim: acquired.claim, observation: acquired.observation, ttlMs: route.ttlMs };
-    const heartbeat = this.heartbeats.start(run.claim, {
-      leaseMs: route.leaseMs,
-      maxHoldMs: route.maxLockHoldMs,
-      onLost: () => this.claims.claimLost(request, run.observation),
-      onRenewed: (durationMs, ok) => run.observation.backgroundStoreCall('renew', durationMs, ok),
-    });
+    const heartbeat = this.startHeartbeat(run, route);
     try {
-      return route.atomic ? await this.runAtomically(run, work) : await this.runPlain(run, work);
+      return await this.runPlain(run, work);
     } finally {
       heartbeat.stop();
     }
+  }
+
+  private startHeartbeat({ request, claim, observation }: ClaimedCall, route: ResolvedRouteOptions, unit?: AtomicUnit): LeaseHeartbeat {
+    return this.heartbeats.start(claim, {
+      ...(unit ? { renew: (held: Claim, leaseMs: number) => unit.renew(held, leaseMs) } : {}),
+      leaseMs: route.leaseMs,
+      maxHoldMs: route.maxLockHoldMs,
+      onLost: () => this.claims.claimLost(request, observation),
+      onRenewed: (durationMs, ok) => observation.backgroundStoreCall('renew', durationMs, ok),
+    });
   }
 
   private async runPlain<T>({ request, claim, observation, ttlMs }: ClaimedCall, work: (context: RunOnceContext) => Promise<T> | T): Promise<T> {
@@ -134,48 +142,44 @@ export class IdempotencyService implements OnApplicationBootstrap, OnModuleDestr
     return result;
   }
 
-  private async runAtomically<T>({ request, claim, observation, ttlMs }: ClaimedCall, work: (context: RunOnceContext) => Promise<T> | T): Promise<T> {
-    const unsupported = this.store.beginAtomic ? this.store.atomicUnsupportedReason?.() : 'this store has no transactions';
-    if (unsupported) {
-      await this.claims.release(request, claim, observation);
-      throw new Error(`nestjs-idempotency: runOnce({ atomic: true }) cannot run here: ${unsupported}`);
-    }
-    let unit: AtomicUnit;
-    try {
-      unit = await this.store.beginAtomic!();
-    } catch (error) {
-      this.claims.logStoreError(request, error);
-      await this.claims.release(request, claim, observation, 'unavailable');
-      throw new IdempotencyUnavailableError();
-    }
+  // The claim, the work's writes and the stored result commit once, together (R22a).
+  private async runAtomically<T>(
+    request: ClaimRequest,
+    route: ResolvedRouteOptions,
+    source: ObservedSource,
+    work: (context: RunOnceContext) => Promise<T> | T,
+  ): Promise<T> {
+    const unsupported = atomicUnsupportedReasonOf(this.store);
+    if (unsupported) throw new Error(`nestjs-idempotency: runOnce({ atomic: true }) cannot run here: ${unsupported}`);
+    const acquired = await this.claims.acquireAtomically(request, route, source);
+    if (acquired.kind === 'replay') return parsedResult<T>(acquired.record.response);
+    const { claim, observation, unit } = acquired;
+    const heartbeat = this.startHeartbeat({ request, claim, observation, ttlMs: route.ttlMs }, route, unit);
+    let committed: AtomicCommit;
     let result: T;
     try {
-      result = await runInTransaction(unit.manager, () => work({ manager: unit.manager }));
-    } catch (error) {
-      await unit.rollback().catch(() => undefined);
-      await this.claims.release(request, claim, observation);
-      throw error;
+      try {
+        result = await runInTransaction(unit.manager, () => work({ manager: unit.manager }));
+      } catch (error) {
+        await this.claims.rollBackAtomically(request, unit, observation);
+        throw error;
+      }
+      heartbeat.stop();
+      committed = await this.claims.commitAtomically(request, claim, unit, storedResult(result), route.ttlMs, observation);
+    } finally {
+      heartbeat.stop();
     }
-    let committed: boolean;
-    observation.settling();
-    try {
-      committed = await observation.storeCall('complete', () => unit.commitWith(claim, storedResult(result), ttlMs));
-    } catch (error) {
-      // Nothing of the work was committed: the caller must not take it as done.
-      this.claims.logStoreError(request, error);
-      await this.claims.release(request, claim, observation, 'unavailable');
-      throw new IdempotencyUnavailableError();
+    if (committed === 'committed') {
+      observation.settled(undefined);
+      return result;
     }
-    if (!committed) {
-      // Fenced (R20): another caller took the key over and this run's writes were rolled back, so the
-      // caller gets the result of the run that did commit, or a conflict while it still runs.
-      this.claims.claimLost(request, observation);
-    }
-    observation.settled(undefined);
-    if (committed) return result;
-    const winner = await this.claims.completedBy(request, observation);
-    if (winner) return JSON.parse(winner.response.body.toString('utf8')) as T;
-    throw new IdempotencyConflictError(1);
+    // Nothing of this run was committed: the caller gets the result of a run of the same call that
+    // did commit (this run lost its claim to it), or an error it must not take as done.
+    const winner = await this.claims.completedBySameRequest(request, observation);
+    if (winner && committed === 'failed') this.claims.claimLost(request, observation);
+    observation.settled(undefined, winner || committed !== 'failed' ? undefined : 'unavailable');
+    if (winner) return parsedResult<T>(winner.response);
+    throw committed === 'failed' ? new IdempotencyUnavailableError() : new IdempotencyConflictError(1);
   }
 
   /**
@@ -216,6 +220,10 @@ export class IdempotencyService implements OnApplicationBootstrap, OnModuleDestr
       if (removed < limit) return { deleted, batches };
     }
   }
+}
+
+function parsedResult<T>(response: StoredResponse): T {
+  return JSON.parse(response.body.toString('utf8')) as T;
 }
 
 function storedResult(result: unknown): StoredResponse {

@@ -33,6 +33,7 @@ export { IdempotencyConflictError } from './errors/idempotency-conflict.error.js
 export { IdempotencyUnavailableError } from './errors/idempotency-unavailable.error.js';
 export {
   IDEMPOTENCY_STORE,
+  type AtomicClaimOutcome,
   type AtomicUnit,
   type Claim,
   type ClaimOutcome,

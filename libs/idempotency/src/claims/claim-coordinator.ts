@@ -5,9 +5,11 @@ import { IdempotencyUnavailableError } from '../errors/idempotency-unavailable.e
 import type { IdempotencyStoreOperation } from '../observability/idempotency-channels.js';
 import { RequestObservation, type ObservedSource, type RunOutcome } from '../observability/request-observation.js';
 import { loadOpenTelemetry } from '../observability/request-tracing.js';
-import { waitForSettledRecord } from '../lease/in-flight-wait.js';
+import { pollWithBackoff, waitForSettledRecord } from '../lease/in-flight-wait.js';
 import {
   IDEMPOTENCY_STORE,
+  type AtomicClaimOutcome,
+  type AtomicUnit,
   type Claim,
   type ClaimRequest,
   type FoundRecord,
@@ -22,6 +24,14 @@ export type CompletedRecord = Extract<FoundRecord, { status: 'completed' }>;
 export type Acquired =
   | { readonly kind: 'run'; readonly claim: Claim; readonly observation: RequestObservation }
   | { readonly kind: 'replay'; readonly record: CompletedRecord };
+
+/** What acquiring a key for atomic work gave: its open transaction with the claim in it, or a stored outcome. */
+export type AtomicAcquired =
+  | { readonly kind: 'run'; readonly claim: Claim; readonly observation: RequestObservation; readonly unit: AtomicUnit }
+  | { readonly kind: 'replay'; readonly record: CompletedRecord };
+
+/** How an atomic run ended when it tried to commit its response. */
+export type AtomicCommit = 'committed' | 'lost_claim' | 'failed';
 
 /** How a caller wants a key acquired. */
 export interface AcquirePolicy {
@@ -86,6 +96,112 @@ export class ClaimCoordinator implements OnModuleInit {
     const conflict = new IdempotencyConflictError(policy.inFlightWaitMs / 1000);
     observation.answered('conflict', conflict.getStatus());
     throw conflict;
+  }
+
+  /**
+   * Atomic mode in one commit (R22a): the claim is made inside the transaction the work then writes
+   * through, and commits with it. The same rules as `acquire`, decided by the database: another
+   * request holding the key, even uncommitted, is refused at once (R10); this request's first
+   * attempt in flight is waited for, polling with claim attempts that each hold a connection only
+   * for their own statements (R11); a first attempt that rolled back or died (its connection gone)
+   * left nothing behind, so the next attempt simply claims the key.
+   */
+  async acquireAtomically(request: ClaimRequest, policy: AcquirePolicy, source: ObservedSource): Promise<AtomicAcquired> {
+    const { beginAtomic } = this.store;
+    if (!beginAtomic) throw new Error('nestjs-idempotency: this store cannot run atomic mode');
+    const observation = new RequestObservation(request, source);
+    const attempt = (): Promise<{ unit: AtomicUnit; outcome: AtomicClaimOutcome }> =>
+      this.storeCall(request, observation, 'claim', async () => {
+        const unit = beginAtomic.call(this.store);
+        return { unit, outcome: await unit.claim(request) };
+      });
+    const first = await attempt();
+    if (first.outcome.status === 'claimed') return this.ranAtomically(request, first.unit, first.outcome.claim, 'fresh', observation);
+    this.refuseOtherRequest(request, first.outcome, policy, observation);
+    if (first.outcome.status === 'completed') return this.replay(request, first.outcome, 'replayed', observation);
+
+    const settled = await observation.waiting(() =>
+      pollWithBackoff(policy.inFlightWaitMs, async () => {
+        const next = await attempt();
+        if (next.outcome.status === 'claimed') return next;
+        this.refuseOtherRequest(request, next.outcome, policy, observation);
+        return next.outcome.status === 'completed' ? next : undefined;
+      }),
+    );
+    if (settled?.outcome.status === 'claimed') return this.ranAtomically(request, settled.unit, settled.outcome.claim, 'takeover', observation);
+    if (settled?.outcome.status === 'completed') return this.replay(request, settled.outcome, 'waited', observation);
+    this.log(request, 'conflict');
+    const conflict = new IdempotencyConflictError(policy.inFlightWaitMs / 1000);
+    observation.answered('conflict', conflict.getStatus());
+    throw conflict;
+  }
+
+  /**
+   * Stores an atomic run's response with its writes, in the one commit (R22a). A failure is
+   * logged, not thrown: the caller answers it (the winner's response, or 503), since nothing of
+   * the run was committed.
+   */
+  async commitAtomically(
+    request: ClaimRequest,
+    claim: Claim,
+    unit: AtomicUnit,
+    response: StoredResponse,
+    ttlMs: number,
+    observation: RequestObservation,
+  ): Promise<AtomicCommit> {
+    observation.settling();
+    try {
+      if (await observation.storeCall('complete', () => unit.commitWith(claim, response, ttlMs))) return 'committed';
+      this.claimLost(request, observation);
+      return 'lost_claim';
+    } catch (error) {
+      this.logStoreError(request, error);
+      return 'failed';
+    }
+  }
+
+  /** Ends an atomic run whose outcome is not stored: its writes and its claim go together (R14). */
+  async rollBackAtomically(
+    request: ClaimRequest,
+    unit: AtomicUnit,
+    observation: RequestObservation,
+    outcome: Exclude<RunOutcome, 'lost_claim'> = 'released',
+    status?: number,
+  ): Promise<void> {
+    observation.settling();
+    try {
+      await observation.storeCall('release', () => unit.rollback());
+      this.log(request, 'released');
+    } catch (error) {
+      // The connection is discarded: the database rolls back what it held, the key with it.
+      this.logStoreError(request, error);
+    }
+    observation.settled(status, outcome);
+  }
+
+  /**
+   * Ends an atomic run whose response went out and cannot be stored (R16b): its writes commit, as
+   * the response reports them, and the claim is deleted in the same commit.
+   */
+  async commitReleasingAtomically(request: ClaimRequest, claim: Claim, unit: AtomicUnit, observation: RequestObservation, status: number): Promise<void> {
+    observation.settling();
+    try {
+      await observation.storeCall('release', () => unit.commitReleasing(claim));
+      this.log(request, 'released');
+      observation.settled(status, 'not_replayable');
+    } catch (error) {
+      this.logStoreError(request, error);
+      observation.settled(status, 'unavailable');
+    }
+  }
+
+  /**
+   * The record of a run of the same request that did complete, after this run's own was lost or
+   * failed to commit; a failed read counts as none.
+   */
+  async completedBySameRequest(request: ClaimRequest, observation: RequestObservation): Promise<CompletedRecord | undefined> {
+    const winner = await this.completedBy(request, observation);
+    return winner?.fingerprint === request.fingerprint ? winner : undefined;
   }
 
   /**
@@ -172,10 +288,36 @@ export class ClaimCoordinator implements OnModuleInit {
     record: CompletedRecord,
     outcome: 'replayed' | 'waited',
     observation: RequestObservation,
-  ): Acquired {
+  ): Extract<Acquired, { kind: 'replay' }> {
     this.log(request, outcome);
     observation.answered(outcome, record.response.status);
     return { kind: 'replay', record };
+  }
+
+  private ranAtomically(
+    request: ClaimRequest,
+    unit: AtomicUnit,
+    claim: Claim,
+    as: 'fresh' | 'takeover',
+    observation: RequestObservation,
+  ): AtomicAcquired {
+    this.log(request, as);
+    observation.claimed(as);
+    return { kind: 'run', claim, observation, unit };
+  }
+
+  /** Refuses, at once, a request whose key another request holds or held (R10). */
+  private refuseOtherRequest(
+    request: ClaimRequest,
+    found: Exclude<AtomicClaimOutcome, { status: 'claimed' }>,
+    policy: AcquirePolicy,
+    observation: RequestObservation,
+  ): void {
+    if (found.status !== 'locked') return this.assertSameRequest(request, found, policy, observation);
+    if (found.sameRequest) return;
+    this.log(request, 'reuse');
+    observation.answered('reuse', policy.mismatchStatus);
+    throw new IdempotencyKeyReuseError(policy.mismatchStatus);
   }
 
   private assertSameRequest(request: ClaimRequest, found: FoundRecord, policy: AcquirePolicy, observation: RequestObservation): void {

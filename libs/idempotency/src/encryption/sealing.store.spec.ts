@@ -40,10 +40,12 @@ function recordingStore() {
     release: async () => true,
     renew: async () => true,
     purgeExpired: async () => 0,
-    beginAtomic: async (): Promise<AtomicUnit> => ({
+    beginAtomic: (): AtomicUnit => ({
       manager: {} as EntityManager,
+      claim: (request) => store.claim(request),
+      renew: async () => true,
       commitWith: complete,
-      commit: async () => undefined,
+      commitReleasing: async () => undefined,
       rollback: async () => undefined,
     }),
   };
@@ -115,16 +117,16 @@ describe('SealingStore (R26)', () => {
     }
   });
 
-  it('seals what an atomic unit commits, and opens it (R22, R26)', async () => {
+  it('seals what an atomic unit commits, and opens it when a later unit claims the key (R22, R26)', async () => {
     const { store, rows } = recordingStore();
     const sealing = new SealingStore(store, keyring);
-    const outcome = await sealing.claim(requestOf('atomic'));
+    const unit = sealing.beginAtomic();
+    const outcome = await unit.claim(requestOf('atomic'));
     if (outcome.status !== 'claimed') throw new Error('expected a claim');
-    const unit = await sealing.beginAtomic();
     await unit.commitWith(outcome.claim, response, 60_000);
     expect(rowOf(rows, 'acme/atomic').body.includes(Buffer.from('marker'))).toBe(false);
-    const replayed = await sealing.inspect('acme', 'atomic');
-    expect(replayed?.status === 'completed' && replayed.response).toEqual(response);
+    const replayed = await sealing.beginAtomic().claim(requestOf('atomic'));
+    expect(replayed.status === 'completed' && replayed.response).toEqual(response);
   });
 
   it('passes claims and in-flight records through untouched (R11, R26)', async () => {

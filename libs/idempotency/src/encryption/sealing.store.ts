@@ -1,4 +1,5 @@
 import type {
+  AtomicClaimOutcome,
   AtomicUnit,
   Claim,
   ClaimOutcome,
@@ -48,6 +49,11 @@ export class SealingStore extends DelegatingStore {
 
   override complete(claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean> {
     return this.store.complete(claim, this.sealed(claim, response), ttlMs);
+  }
+
+  protected override async claimWithin(unit: AtomicUnit, request: ClaimRequest): Promise<AtomicClaimOutcome> {
+    const outcome = await unit.claim(request);
+    return outcome.status === 'completed' ? this.opened(request.account, request.key, outcome) : outcome;
   }
 
   protected override commitWithin(unit: AtomicUnit, claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean> {

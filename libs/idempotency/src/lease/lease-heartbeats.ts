@@ -15,6 +15,8 @@ export interface HeartbeatPlan {
   readonly onLost: () => void;
   /** Told how long each renewal took and whether the store answered, for the store channel (R27). */
   readonly onRenewed?: (durationMs: number, ok: boolean) => void;
+  /** How to renew, when not through the store: an atomic claim renews inside its own transaction. */
+  readonly renew?: (claim: Claim, leaseMs: number) => Promise<boolean>;
 }
 
 /**
@@ -47,7 +49,8 @@ export class LeaseHeartbeats implements OnApplicationShutdown {
     };
     const beat = (): void => {
       const started = performance.now();
-      this.store.renew(claim, plan.leaseMs).then(
+      const renewing = plan.renew ? plan.renew(claim, plan.leaseMs) : this.store.renew(claim, plan.leaseMs);
+      renewing.then(
         (renewed) => {
           plan.onRenewed?.(performance.now() - started, true);
           if (renewed) return schedule();

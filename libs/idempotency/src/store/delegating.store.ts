@@ -1,5 +1,6 @@
 import { atomicUnsupportedReasonOf } from './atomic-support.js';
 import type {
+  AtomicClaimOutcome,
   AtomicUnit,
   Claim,
   ClaimOutcome,
@@ -44,15 +45,24 @@ export abstract class DelegatingStore implements IdempotencyStore {
     return atomicUnsupportedReasonOf(this.store);
   }
 
-  async beginAtomic(): Promise<AtomicUnit> {
+  beginAtomic(): AtomicUnit {
     if (!this.store.beginAtomic) throw new Error('nestjs-idempotency: this store cannot run atomic mode');
-    const unit = await this.store.beginAtomic();
+    const unit = this.store.beginAtomic();
     return {
-      manager: unit.manager,
-      commit: () => unit.commit(),
-      rollback: () => unit.rollback(),
+      get manager() {
+        return unit.manager;
+      },
+      claim: (request) => this.claimWithin(unit, request),
+      renew: (claim, leaseMs) => unit.renew(claim, leaseMs),
       commitWith: (claim, response, ttlMs) => this.commitWithin(unit, claim, response, ttlMs),
+      commitReleasing: (claim) => unit.commitReleasing(claim),
+      rollback: () => unit.rollback(),
     };
+  }
+
+  /** Claims inside an atomic unit of the wrapped store; by default, as given. */
+  protected claimWithin(unit: AtomicUnit, request: ClaimRequest): Promise<AtomicClaimOutcome> {
+    return unit.claim(request);
   }
 
   /** Stores the response inside an atomic unit of the wrapped store; by default, as given. */

@@ -45,6 +45,13 @@ export type FoundRecord =
 export type ClaimOutcome = { readonly status: 'claimed'; readonly claim: Claim } | FoundRecord;
 
 /**
+ * What a claim inside an atomic transaction found: as `claim`, or `locked` when another
+ * transaction holds the key uncommitted, running this request's fingerprint (`sameRequest`: wait
+ * for it, R11) or another's (refuse it at once, R10).
+ */
+export type AtomicClaimOutcome = ClaimOutcome | { readonly status: 'locked'; readonly sameRequest: boolean };
+
+/**
  * Where idempotency records live. The rules each method must keep are the library's guarantees,
  * so every implementation keeps them against any number of concurrent callers in any number of
  * processes:
@@ -74,30 +81,39 @@ export interface IdempotencyStore {
   /** Deletes at most `limit` expired records; returns how many it deleted (R21). */
   purgeExpired(limit: number): Promise<number>;
   /**
-   * Atomic mode (R22), for stores that keep records in the database the handlers write to: opens
-   * a transaction on a connection of its own. Stores without it cannot run atomic routes.
+   * Atomic mode (R22, R22a), for stores that keep records in the database the handlers write to: a
+   * unit of work whose transaction opens with the claim. Stores without it cannot run atomic routes.
    */
-  beginAtomic?(): Promise<AtomicUnit>;
+  beginAtomic?(): AtomicUnit;
   /** Why this store cannot run atomic mode, or undefined when it can; checked at start-up. */
   atomicUnsupportedReason?(): string | undefined;
 }
 
 /**
- * A transaction opened for one handler (atomic mode, R22): the handler writes through `manager`,
- * and the stored response commits with those writes or not at all.
+ * One atomic request's transaction (R22a): the claim, the handler's writes and the stored response
+ * commit together, once. Nobody else sees the claim before that commit, so the database itself
+ * fences: a transaction that ends without committing (rollback, crash, a session ended by the
+ * database) leaves nothing behind, and the key is free at once.
  */
 export interface AtomicUnit {
+  /**
+   * Opens the transaction and claims the key in it. On `claimed`, the claim is this transaction's;
+   * on any other outcome the transaction has already ended and nothing is held.
+   */
+  claim(request: ClaimRequest): Promise<AtomicClaimOutcome>;
   /** The transaction's entity manager, for the handler's own writes. */
   readonly manager: EntityManager;
+  /** One cheap statement in the transaction: keeps a live owner's session and lease (R20). */
+  renew(claim: Claim, leaseMs: number): Promise<boolean>;
   /**
    * Stores the response in this transaction, fenced on the owner token, and commits. Resolves
-   * false, having rolled everything back, when the claim was taken over (R20): a fenced owner's
-   * writes never land. Rejects, rolled back, when the commit itself fails.
+   * false, having rolled everything back, when the claim was not this transaction's any more.
+   * Rejects, rolled back, when the commit itself fails.
    */
   commitWith(claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean>;
-  /** Commits the handler's writes without storing a response (the response is not replayable). */
-  commit(): Promise<void>;
-  /** Discards the handler's writes. */
+  /** Commits the handler's writes and deletes the claim with them: the response is not replayable (R16b). */
+  commitReleasing(claim: Claim): Promise<void>;
+  /** Discards the handler's writes and the claim. */
   rollback(): Promise<void>;
 }
 

@@ -1,4 +1,5 @@
 import type {
+  AtomicClaimOutcome,
   AtomicUnit,
   Claim,
   ClaimOutcome,
@@ -74,6 +75,16 @@ export class ReplayCachingStore extends DelegatingStore {
     const completed = await this.store.complete(claim, response, ttlMs);
     if (completed) this.rememberCompleted(claim, response, ttlMs, sentAt);
     return completed;
+  }
+
+  // A cached replay opens no transaction: the unit is never started.
+  protected override async claimWithin(unit: AtomicUnit, request: ClaimRequest): Promise<AtomicClaimOutcome> {
+    const cached = this.lookup(request.account, request.key);
+    if (cached) return cached;
+    const sentAt = performance.now();
+    const outcome = await unit.claim(request);
+    if (outcome.status === 'completed') this.remember(request.account, request.key, outcome, sentAt);
+    return outcome;
   }
 
   protected override async commitWithin(unit: AtomicUnit, claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean> {

@@ -1,37 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { QueryFailedError, type DataSource, type QueryRunner } from 'typeorm';
-import type {
-  AtomicUnit,
-  Claim,
-  ClaimOutcome,
-  ClaimRequest,
-  FoundRecord,
-  IdempotencyStore,
-  StoredResponse,
-} from './idempotency-store.js';
-import { sqlDialect, sqlFamilyOf, type SqlDialect, type SqlFamily } from './sql-dialect.js';
+import type { AtomicUnit, Claim, ClaimOutcome, ClaimRequest, FoundRecord, IdempotencyStore, StoredResponse } from './idempotency-store.js';
+import { SqlAtomicUnit, type SqlResult, type SqlUnitContext } from './sql-atomic-unit.js';
+import { sqlDialect, sqlFamilyOf, type SqlFamily } from './sql-dialect.js';
+import { buildStatements, claimParams, completeParams, foundRecordOf, type RecordRow, type Statements } from './sql-statements.js';
 import { DEFAULT_STORE_TIMEOUT_MS, StoreTimeoutError } from './store-timeout.js';
-
-interface RecordRow {
-  owner_token: string;
-  fingerprint: string;
-  state: string;
-  response_status: number | string | null;
-  response_headers: string | null;
-  response_body: Buffer | Uint8Array | string | null;
-  lease_remaining_ms: number | string;
-  ttl_remaining_ms: number | string;
-}
-
-interface Statements {
-  readonly dialect: SqlDialect;
-  readonly claim: string;
-  readonly read: string;
-  readonly complete: string;
-  readonly release: string;
-  readonly renew: string;
-  readonly purge: string;
-}
 
 /** Settings of the TypeORM store. */
 export interface TypeOrmIdempotencyStoreOptions {
@@ -43,9 +16,6 @@ export interface TypeOrmIdempotencyStoreOptions {
   /** Test seam: claim as on MySQL 8 (no RETURNING) even on MariaDB. */
   withoutReturning?: boolean;
 }
-
-
-const RECORD_COLUMNS = 'owner_token, fingerprint, state, response_status, response_headers, response_body';
 
 /**
  * The production store: one table, one row per (account, key), on MySQL/MariaDB, PostgreSQL or SQLite through
@@ -70,15 +40,7 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
   async claim(request: ClaimRequest): Promise<ClaimOutcome> {
     const sql = await this.prepared();
     const ownerToken = randomUUID();
-    const params = [
-      request.account,
-      request.key,
-      request.fingerprint,
-      ownerToken,
-      request.route.slice(0, 255),
-      request.leaseMs,
-      request.ttlMs,
-    ];
+    const params = claimParams(request, ownerToken);
     const row = sql.dialect.returning
       ? (await this.run(sql.claim, params)).records[0]
       : await this.claimWithoutReturning(sql, params, request);
@@ -124,44 +86,21 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
     );
   }
 
-  async beginAtomic(): Promise<AtomicUnit> {
+  beginAtomic(): AtomicUnit {
     const reason = this.atomicUnsupportedReason();
     if (reason) throw new Error(`nestjs-idempotency: ${reason}`);
-    const sql = await this.prepared();
-    const runner = this.dataSource.createQueryRunner();
-    try {
-      await this.within(runner, runner.startTransaction());
-    } catch (error) {
-      abandon(runner);
-      await runner.release().catch(() => undefined);
-      throw error;
-    }
-    let finished = false;
-    const finish = async (commit: boolean): Promise<void> => {
-      if (finished) return;
-      finished = true;
-      try {
-        await this.within(runner, commit ? runner.commitTransaction() : runner.rollbackTransaction());
-      } finally {
-        await runner.release().catch(() => undefined);
-      }
-    };
-    return {
-      manager: runner.manager,
-      commitWith: async (claim, response, ttlMs) => {
-        try {
-          const completed = await this.within(runner, this.execute(runner, sql.complete, completeParams(claim, response, ttlMs)));
-          await finish(completed.affected > 0);
-          return completed.affected > 0;
-        } catch (error) {
-          await finish(false).catch(() => undefined);
-          throw error;
-        }
-      },
-      commit: () => finish(true),
-      rollback: () => finish(false),
-    };
+    return new SqlAtomicUnit(this.unitContext);
   }
+
+  // What every atomic unit borrows: statements prepared on first use, this store's timeout.
+  private readonly unitContext: SqlUnitContext = {
+    statements: () => this.prepared(),
+    createRunner: () => this.dataSource.createQueryRunner(),
+    execute: (runner, sql, params) => this.execute(runner, sql, params),
+    within: (runner, working) => this.within(runner, working),
+    withRunner: (work) => this.withRunner(work),
+    discard: (runner) => abandon(runner),
+  };
 
   async purgeExpired(limit: number): Promise<number> {
     const sql = await this.prepared();
@@ -190,7 +129,7 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
     sql: string,
     params: unknown[],
     prepared = true,
-  ): Promise<{ records: RecordRow[]; affected: number }> {
+  ): Promise<SqlResult> {
     return this.withRunner((runner) => this.execute(runner, sql, params, prepared));
   }
 
@@ -199,7 +138,7 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
     sql: string,
     params: unknown[],
     prepared = true,
-  ): Promise<{ records: RecordRow[]; affected: number }> {
+  ): Promise<SqlResult> {
     if (prepared && this.family === 'mysql') return executePrepared(this.dataSource, runner, sql, params);
     const result = await runner.query(sql, params, true);
     return { records: (result.records as RecordRow[] | undefined) ?? [], affected: result.affected ?? 0 };
@@ -249,13 +188,16 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
 
   private async prepare(): Promise<Statements> {
     let returning = false;
-    if (this.family === 'mysql' && !this.forceWithoutReturning) {
+    let mariaDb = false;
+    if (this.family === 'mysql') {
       const rows = (await this.withRunner((runner) => runner.query('SELECT VERSION() AS version'))) as Array<{
         version: string;
       }>;
-      returning = mariaDbHasReturning(rows[0]?.version ?? '');
+      const version = rows[0]?.version ?? '';
+      mariaDb = /mariadb/i.test(version);
+      returning = !this.forceWithoutReturning && mariaDbHasReturning(version);
     }
-    return buildStatements(sqlDialect(this.family, returning));
+    return buildStatements(sqlDialect(this.family, returning), mariaDb);
   }
 }
 
@@ -265,56 +207,6 @@ export function mariaDbHasReturning(version: string): boolean {
   if (!match || !/mariadb/i.test(version)) return false;
   const [major, minor] = [Number(match[1]), Number(match[2])];
   return major > 10 || (major === 10 && minor >= 5);
-}
-
-function buildStatements(dialect: SqlDialect): Statements {
-  const { table, nowMs: now } = dialect;
-  const p = (column: string): string => dialect.proposed(column);
-  // Inside the conflict clause the proposed row's created_at is the database's now: naming it
-  // instead of repeating the clock expression keeps the statement short to send and to parse.
-  const claimNow = p('created_at');
-  // A completed record past its ttl, or an in-flight claim whose owner stopped renewing its lease.
-  // A dead claim is taken over by a retry of the same request only (another body gets 422 until the
-  // ttl has passed too), so that a key never silently changes meaning while its first use is recent.
-  const e = (column: string): string => dialect.existing(column);
-  const takeover =
-    `(${e('state')} = 'completed' AND ${e('expires_at')} <= ${claimNow}) OR ` +
-    `(${e('state')} = 'in_flight' AND ${e('lease_expires_at')} <= ${claimNow} AND ` +
-    `(${e('fingerprint')} = ${p('fingerprint')} OR ${e('expires_at')} <= ${claimNow}))`;
-  const won = dialect.won(takeover);
-  const ifWon = (column: string, value: string): string => `${column} = CASE WHEN ${won} THEN ${value} ELSE ${e(column)} END`;
-  const upsert =
-    `INSERT INTO ${table} (account, idempotency_key, fingerprint, state, owner_token, route, lease_expires_at, expires_at, created_at) ` +
-    `VALUES (?, ?, ?, 'in_flight', ?, ?, ${now} + ?, ${now} + ?, ${now}) ` +
-    `${dialect.onConflict} ` +
-    [
-      // First: MySQL's later assignments test whether this one took the owner token.
-      `owner_token = CASE WHEN ${takeover} THEN ${p('owner_token')} ELSE ${e('owner_token')} END`,
-      ifWon('expires_at', p('expires_at')),
-      ifWon('fingerprint', p('fingerprint')),
-      ifWon('state', "'in_flight'"),
-      ifWon('route', p('route')),
-      ifWon('lease_expires_at', p('lease_expires_at')),
-      ifWon('created_at', p('created_at')),
-      ifWon('response_status', 'NULL'),
-      ifWon('response_headers', 'NULL'),
-      ifWon('response_body', 'NULL'),
-    ].join(', ');
-  const remaining = `lease_expires_at - ${now} AS lease_remaining_ms, expires_at - ${now} AS ttl_remaining_ms`;
-  const byOwner = `account = ? AND idempotency_key = ? AND owner_token = ? AND state = 'in_flight'`;
-  const sql = dialect.placeholders;
-  return {
-    dialect,
-    claim: sql(dialect.returning ? `${upsert} RETURNING ${RECORD_COLUMNS}, ${remaining}` : upsert),
-    read: sql(`SELECT ${RECORD_COLUMNS}, ${remaining} FROM ${table} WHERE account = ? AND idempotency_key = ?`),
-    complete: sql(
-      `UPDATE ${table} SET state = 'completed', response_status = ?, response_headers = ?, response_body = ?, ` +
-        `expires_at = ${now} + ?, lease_expires_at = ${now} WHERE ${byOwner}`,
-    ),
-    release: sql(`DELETE FROM ${table} WHERE ${byOwner}`),
-    renew: sql(`UPDATE ${table} SET lease_expires_at = ${now} + ? WHERE ${byOwner}`),
-    purge: sql(dialect.purgeBatch(`expires_at <= ${now} AND (state = 'completed' OR lease_expires_at <= ${now})`)),
-  };
 }
 
 interface MysqlConnection {
@@ -332,7 +224,7 @@ async function executePrepared(
   runner: QueryRunner,
   sql: string,
   params: unknown[],
-): Promise<{ records: RecordRow[]; affected: number }> {
+): Promise<SqlResult> {
   const connection = (await runner.connect()) as MysqlConnection;
   dataSource.logger.logQuery(sql, params, runner);
   const raw = await new Promise<unknown>((resolve, reject) =>
@@ -347,34 +239,7 @@ async function executePrepared(
     : { records: [], affected: (raw as { affectedRows?: number }).affectedRows ?? 0 };
 }
 
-function completeParams(claim: Claim, response: StoredResponse, ttlMs: number): unknown[] {
-  const headers = JSON.stringify(response.headers);
-  return [response.status, headers, response.body, ttlMs, claim.account, claim.key, claim.ownerToken];
-}
-
 function abandon(runner: QueryRunner): void {
   const connection = (runner as unknown as { databaseConnection?: { destroy?: () => void } }).databaseConnection;
   connection?.destroy?.();
-}
-
-function foundRecordOf(row: RecordRow): FoundRecord {
-  if (row.state === 'completed') {
-    return {
-      status: 'completed',
-      fingerprint: row.fingerprint,
-      response: {
-        status: Number(row.response_status),
-        headers: row.response_headers ? (JSON.parse(row.response_headers) as Record<string, string | string[]>) : {},
-        body: toBuffer(row.response_body),
-      },
-      expiresInMs: Number(row.ttl_remaining_ms),
-    };
-  }
-  return { status: 'in_flight', fingerprint: row.fingerprint, leaseRemainingMs: Number(row.lease_remaining_ms) };
-}
-
-function toBuffer(value: RecordRow['response_body']): Buffer {
-  if (value === null) return Buffer.alloc(0);
-  if (Buffer.isBuffer(value)) return value;
-  return typeof value === 'string' ? Buffer.from(value, 'binary') : Buffer.from(value);
 }
