@@ -4,6 +4,7 @@ import { eventually, runConcurrently, send, startAppProcess, type AppProcess, ty
 import { connectSql, countRows, type SqlClient } from './support/sql-client.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { paymentWrittenUncommitted } from './support/uncommitted-writes.js';
 
 const LEASE_MS = 2000;
 
@@ -39,6 +40,9 @@ describe.each(['mariadb', 'postgres'] as const)('when the idempotency store on %
     await sql?.end();
     await database?.drop();
   });
+
+  const paymentsOf = (customerId: string): Promise<number> =>
+    countRows(sql, 'SELECT COUNT(*) AS n FROM payments WHERE customer_id = ?', [customerId]);
 
   const exportsOf = (datastreamId: number): Promise<number> =>
     countRows(sql, 'SELECT COUNT(*) AS n FROM export_jobs WHERE datastream_id = ?', [datastreamId]);
@@ -105,6 +109,30 @@ describe.each(['mariadb', 'postgres'] as const)('when the idempotency store on %
     } finally {
       proxy.restore();
     }
+  }, 60_000);
+
+  it('atomic route: a commit the silent database never answers fails closed with 503, commits nothing of the payment, and its key runs once when the database is back (R18, R22a)', async () => {
+    const key = randomUUID();
+    const customerId = `cus_outage_${randomUUID().slice(0, 8)}`;
+    const body = { amount: 700, currency: 'EUR', customerId, processingMs: 800 };
+    const pending = send(app.url, 'POST', '/v1/payments', { key, body, timeoutMs: 15_000 });
+    await eventually(async () => ((await paymentWrittenUncommitted(sql, customerId)) ? true : undefined));
+    proxy.blackhole();
+    let answer: RawAnswer;
+    try {
+      answer = await pending;
+    } finally {
+      proxy.restore();
+    }
+
+    expect([answer.status, codeOf(answer)]).toEqual([503, 'idempotency_unavailable']);
+    expect(await paymentsOf(customerId)).toBe(0);
+    const retried = await eventually(async () => {
+      const retry = await send(app.url, 'POST', '/v1/payments', { key, body });
+      return retry.status === 201 ? retry : undefined;
+    }, Math.ceil((LEASE_MS * 3) / 250), 250);
+    expect(retried.headers.get('idempotency-replayed')).toBeNull();
+    expect(await paymentsOf(customerId)).toBe(1);
   }, 60_000);
 
   it('resumes by itself once the database is back, with no key left stuck past its lease', async () => {

@@ -134,3 +134,45 @@ describe.each(['mariadb', 'postgres', 'sqlite'] as const)('round trips to the st
     });
   });
 });
+
+// Atomic mode (R22a): the claim joins the handler's transaction, so a fresh request commits once.
+describe.each(['mariadb', 'postgres'] as const)('round trips to the store in atomic mode on %s', (database) => {
+  let probe: RunningProbeApp;
+  let counter: QueryCounter;
+
+  beforeAll(async () => {
+    ({ probe, counter } = await startCounted(database, 'round_trips_atomic', { atomic: true, replayCache: false }));
+  });
+  afterAll(async () => {
+    await probe?.close();
+  });
+  beforeEach(() => {
+    counter.queries.length = 0;
+  });
+
+  // A pooled MariaDB connection gets its idle-write limit once, the first time it serves an atomic
+  // request: a setting of the connection, not a cost of each request.
+  const perRequest = (): string[] => counter.queries.filter((query) => !/^SET SESSION idle_write_transaction_timeout/.test(query));
+
+  it('costs a fresh request one transaction and one commit: START TRANSACTION, the claim, the completion, COMMIT (R8, R22a)', async () => {
+    await request(probe.server).post('/probe/echo').set('Idempotency-Key', randomUUID()).send({ n: 1 }).expect(201);
+    const statements = perRequest();
+    expect(statements).toHaveLength(4);
+    expect(statements[0]).toMatch(/^START TRANSACTION/);
+    expect(statements[1]).toMatch(/INSERT INTO/);
+    expect(statements[2]).toMatch(/^UPDATE/);
+    expect(statements[3]).toMatch(/^COMMIT/);
+  });
+
+  it('answers a replay from the claim attempt and rolls it back: nothing committed (R9, R16a, R22a)', async () => {
+    const key = randomUUID();
+    await request(probe.server).post('/probe/echo').set('Idempotency-Key', key).send({ n: 2 }).expect(201);
+    counter.queries.length = 0;
+    const replay = await request(probe.server).post('/probe/echo').set('Idempotency-Key', key).send({ n: 2 }).expect(201);
+    expect(replay.headers['idempotency-replayed']).toBe('true');
+    const statements = perRequest();
+    expect(statements).toHaveLength(3);
+    expect(statements[2]).toMatch(/^ROLLBACK/);
+    expect(statements.some((query) => /^COMMIT/.test(query))).toBe(false);
+  });
+});
