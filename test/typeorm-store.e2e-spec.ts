@@ -301,4 +301,51 @@ describe.each(VARIANTS)('TypeOrmIdempotencyStore on %s', (_label, kind, name, wi
     const found = await store.inspect(account, 'Checkout:Attempt-1');
     expect(found?.status === 'completed' && found.response.body.toString()).toBe('{"which":"upper"}');
   });
+
+  // SQLite has no atomic mode (the store refuses it at start-up, tested in atomic-mode.e2e-spec.ts).
+  if (kind !== 'sqlite') describe('atomic units (R22a)', () => {
+
+    it('keeps the claim inside the transaction: invisible until the commit, then completed', async () => {
+      const request = claimRequest();
+      const unit = store.beginAtomic();
+      const claim = claimedOf((await unit.claim(request)) as ClaimOutcome);
+      expect(await store.inspect(request.account, request.key)).toBeUndefined();
+      expect(await unit.commitWith(claim, response('{"ok":true}'), LONG_MS)).toBe(true);
+      expect((await store.inspect(request.account, request.key))?.status).toBe('completed');
+      const again = await store.beginAtomic().claim(request);
+      expect(again.status === 'completed' && again.response.body.toString()).toBe('{"ok":true}');
+    });
+
+    it('gives one of 20 concurrent units the claim; the others are told at once that this request holds it, another request that it is not theirs (R6, R10, R11)', async () => {
+      const request = claimRequest();
+      const units = Array.from({ length: 20 }, () => store.beginAtomic());
+      const outcomes = await Promise.all(units.map((unit) => unit.claim(request)));
+      const winners = outcomes.filter((outcome) => outcome.status === 'claimed');
+      expect(winners).toHaveLength(1);
+      // Copies that arrived after the winner's claim are locked out; one that ran first may see nothing yet.
+      for (const outcome of outcomes) if (outcome.status !== 'claimed') expect(outcome).toEqual({ status: 'locked', sameRequest: true });
+      const other = await store.beginAtomic().claim({ ...request, fingerprint: fingerprintOf(7) });
+      expect(other).toEqual({ status: 'locked', sameRequest: false });
+      await units[outcomes.indexOf(winners[0])].rollback();
+    });
+
+    it('frees the key when the transaction rolls back: the next unit claims it, and nothing is left (R14, R22a)', async () => {
+      const request = claimRequest();
+      const unit = store.beginAtomic();
+      claimedOf((await unit.claim(request)) as ClaimOutcome);
+      await unit.rollback();
+      expect(await readRow(request.account, request.key)).toBeUndefined();
+      const next = store.beginAtomic();
+      expect((await next.claim({ ...request, fingerprint: fingerprintOf(9) })).status).toBe('claimed');
+      await next.rollback();
+    });
+
+    it('commits the work and deletes the claim together when the response cannot be stored (R16b)', async () => {
+      const request = claimRequest();
+      const unit = store.beginAtomic();
+      const claim = claimedOf((await unit.claim(request)) as ClaimOutcome);
+      await unit.commitReleasing(claim);
+      expect(await readRow(request.account, request.key)).toBeUndefined();
+    });
+  });
 });
