@@ -114,6 +114,22 @@ describe.each(['mariadb', 'postgres'] as const)('atomic mode on %s when the proc
     expect(await paymentsOf(sql, body.customerId)).toBe(1);
   }, 60_000);
 
+  it('atomic mode: a live owner slower than its lease keeps its session, renewed inside its transaction, and commits once (R20, R22a)', async () => {
+    // Lease 1 s, so the database ends a session idle in its transaction for 1 s; the handler takes 3 s.
+    const { doomed: owner, sql } = await startPair(kind, 'atomic_slow_owner', { IDEMPOTENCY_LOCK_TIMEOUT_MS: '1000' });
+    const key = randomUUID();
+    const body = { ...slowPayment(), processingMs: 3000 };
+
+    const created = await send(owner.url, 'POST', '/v1/payments', { key, body });
+
+    expect(created.status).toBe(201);
+    expect(created.headers.get('idempotency-replayed')).toBeNull();
+    expect(await paymentsOf(sql, body.customerId)).toBe(1);
+    const replay = await send(owner.url, 'POST', '/v1/payments', { key, body });
+    expect(replay.headers.get('idempotency-replayed')).toBe('true');
+    expect(replay.body.equals(created.body)).toBe(true);
+  }, 60_000);
+
   it('without atomic mode (IDEMPOTENCY_ATOMIC=off): a payment committed before its process is killed -9 stays, so the retry elsewhere after the lease leaves two payments, the duplicate atomic mode prevents (R20, R22)', async () => {
     const { doomed, survivor, sql } = await startPair(kind, 'atomic_crash_plain', { IDEMPOTENCY_ATOMIC: 'off' });
     const key = randomUUID();
