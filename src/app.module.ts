@@ -1,7 +1,7 @@
 import { Module, type DynamicModule, type ModuleMetadata } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { IdempotencyModule } from 'nestjs-idempotency';
+import { IdempotencyModule, RedisIdempotencyStore, type IdempotencyModuleOptions } from 'nestjs-idempotency';
 import { ApiKeyGuard } from './auth/api-key.guard.js';
 import { AppConfigModule } from './config/app-config.module.js';
 import type { AppConfig } from './config/app-config.js';
@@ -10,6 +10,7 @@ import { ExportsModule } from './exports/exports.module.js';
 import { HealthController } from './health/health.controller.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { PaymentsModule } from './payments/payments.module.js';
+import { RedisStoreModule } from './redis-store/redis-store.module.js';
 import { WebhooksModule } from './webhooks/webhooks.module.js';
 
 /** Modules added to the example by its entry point, such as the rate limit that main.ts loads. */
@@ -28,13 +29,7 @@ export class AppModule {
         ...extraImports,
         AppConfigModule.forRoot(config),
         TypeOrmModule.forRoot(dataSourceOptions(config.databaseUrl, config.sqlitePath)),
-        // Keys are scoped by request.user.accountId, which ApiKeyGuard sets: the default resolver.
-        IdempotencyModule.forRoot({
-          purgeIntervalMs: 60 * 60 * 1000,
-          atomic: config.atomic,
-          // Timings, the replay cache and encryption at rest (IDEMPOTENCY_ENCRYPTION_KEYS) from the environment.
-          ...definedOnly(config.idempotency),
-        }),
+        idempotencyModule(config),
         PaymentsModule,
         ExportsModule,
         WebhooksModule,
@@ -46,6 +41,23 @@ export class AppModule {
       ],
     };
   }
+}
+
+// Keys are scoped by request.user.accountId, which ApiKeyGuard sets: the default resolver.
+function idempotencyModule(config: AppConfig): DynamicModule {
+  const options: IdempotencyModuleOptions = {
+    purgeIntervalMs: 60 * 60 * 1000,
+    atomic: config.atomic,
+    // Timings, the replay cache and encryption at rest (IDEMPOTENCY_ENCRYPTION_KEYS) from the environment.
+    ...definedOnly(config.idempotency),
+  };
+  // The TypeORM store in the app's database, unless IDEMPOTENCY_STORE=redis.
+  if (!config.redisStore) return IdempotencyModule.forRoot(options);
+  return IdempotencyModule.forRootAsync({
+    imports: [RedisStoreModule.forRoot(config.redisStore)],
+    inject: [RedisIdempotencyStore],
+    useFactory: (store: RedisIdempotencyStore) => ({ ...options, store }),
+  });
 }
 
 function definedOnly<T extends object>(values: T): Partial<T> {

@@ -12,8 +12,13 @@ const app = await createPaymentsApp(config, platform, undefined, rateLimit);
 await app.listen(config.port, '127.0.0.1');
 new Logger('PaymentsApi').log(
   `listening on http://127.0.0.1:${config.port} (${platform}, ${databaseLabel(config)}, ` +
-    `atomic mode ${config.atomic ? 'on' : 'off: it needs MySQL/MariaDB or PostgreSQL'})`,
+    `${config.redisStore ? 'idempotency records in Redis, ' : ''}atomic mode ${config.atomic ? 'on' : `off${atomicOffReason(config)}`})`,
 );
+
+function atomicOffReason(config: AppConfig): string {
+  if (config.redisStore) return ': records in Redis cannot commit with the database';
+  return config.databaseUrl ? ' (IDEMPOTENCY_ATOMIC=off)' : ': it needs MySQL/MariaDB or PostgreSQL';
+}
 
 function databaseLabel(config: AppConfig): string {
   if (!config.databaseUrl) return `SQLite ${config.sqlitePath}`;

@@ -1,5 +1,6 @@
 // One scenario of load: a warm-up run that is thrown away, then the measured run.
 import autocannon from 'autocannon';
+import { cpuTicks } from './cpu.mjs';
 
 function once(options) {
   return new Promise((resolve, reject) => {
@@ -10,12 +11,15 @@ function once(options) {
 /**
  * Drives `request` against `url` for `durationS` seconds after `warmupS` of warm-up, and returns
  * what the table shows, plus every status seen, so a scenario that silently answered something
- * else than it should (a 500, a 409) is caught rather than measured.
+ * else than it should (a 500, a 409) is caught rather than measured. With `pid`, also the CPU
+ * time that process spent during the measured run, and the requests it completed.
  */
-export async function measure({ url, request, connections, warmupS, durationS }) {
+export async function measure({ url, request, connections, warmupS, durationS, pid }) {
   const options = { url, connections, requests: [request] };
   if (warmupS > 0) await once({ ...options, duration: warmupS });
+  const ticksBefore = pid ? cpuTicks(pid) : 0;
   const result = await once({ ...options, duration: durationS });
+  const ticksAfter = pid ? cpuTicks(pid) : 0;
   const statuses = Object.fromEntries(
     Object.entries(result.statusCodeStats ?? {}).map(([status, { count }]) => [status, count]),
   );
@@ -25,5 +29,7 @@ export async function measure({ url, request, connections, warmupS, durationS })
     p99: result.latency.p99,
     statuses,
     errors: result.errors + result.timeouts,
+    completed: Object.values(statuses).reduce((sum, count) => sum + count, 0),
+    cpuTicks: ticksAfter - ticksBefore,
   };
 }

@@ -1,4 +1,4 @@
-// The bench table: printed, and optionally written as JSON and Markdown.
+// The bench tables: printed, and optionally written as JSON and Markdown.
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 
@@ -7,31 +7,72 @@ export function machine() {
   return `${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Node ${process.version}`;
 }
 
-/** Each row with its ratio to the baseline measured on the same platform in the same run. */
+/**
+ * Each row with its ratios to its own group's baseline (`row.baseline` names it) measured on the
+ * same platform in the same run: ours to ours, the atomic route's to its unkeyed twin, the peer's to
+ * the peer's route without @Idempotent().
+ */
 function withRatios(results) {
   return results.map((row) => {
-    const baseline = results.find((other) => other.platform === row.platform && other.scenario === 'baseline');
-    return { ...row, ratio: baseline ? row.requestsPerSecond / baseline.requestsPerSecond : undefined };
+    const baseline = results.find((other) => other.platform === row.platform && other.scenario === row.baseline);
+    return {
+      ...row,
+      ratio: baseline ? row.requestsPerSecond / baseline.requestsPerSecond : undefined,
+      cpuRatio: baseline ? row.cpuPerRequestUs / baseline.cpuPerRequestUs : undefined,
+    };
   });
 }
 
+const fixed = (value, digits) => (value === undefined || !Number.isFinite(value) ? '' : value.toFixed(digits));
+
 export function markdownTable(results) {
   const lines = [
-    '| platform | scenario | requests/s | p50 ms | p99 ms | x baseline | statuses |',
-    '|---|---|---:|---:|---:|---:|---|',
+    '| platform | scenario | requests/s | p50 ms | p99 ms | x baseline | CPU µs/req | CPU x baseline | baseline of the ratios | statuses |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---|---|',
   ];
   for (const row of withRatios(results)) {
     const statuses = Object.entries(row.statuses).map(([status, count]) => `${status}: ${count}`).join(', ');
     lines.push(
       `| ${row.platform} | ${row.scenario} | ${row.requestsPerSecond.toFixed(0)} | ${row.p50} | ${row.p99} | ` +
-        `${row.ratio === undefined ? '' : row.ratio.toFixed(2)} | ${statuses}${row.errors ? `, errors: ${row.errors}` : ''} |`,
+        `${fixed(row.ratio, 2)} | ${fixed(row.cpuPerRequestUs, 0)} | ${fixed(row.cpuRatio, 2)} | ${row.baseline} | ` +
+        `${statuses}${row.errors ? `, errors: ${row.errors}` : ''}${row.unexpected.length ? ' **unexpected**' : ''} |`,
     );
   }
   return lines.join('\n');
 }
 
-export function writeReports(results, settings, { json, markdown }) {
+export function recoveryTable(recovery) {
+  const lines = [
+    '| route | mode | lease | A killed after | retry accepted by B after the kill | 2xx after the kill | retries | answers before the 2xx | rows written |',
+    '|---|---|---|---:|---:|---:|---:|---|---|',
+  ];
+  for (const row of recovery) {
+    const before = Object.entries(row.answersBefore).map(([answer, count]) => `${answer}: ${count}`).join(', ') || 'none';
+    const seconds = (ms) => (ms === undefined ? `none within ${row.capS} s` : `${(ms / 1000).toFixed(2)} s`);
+    lines.push(
+      `| ${row.route} | ${row.mode} | ${row.lease} | ${row.killedAfterMs} ms | ${seconds(row.acceptedAfterMs)} | ` +
+        `${seconds(row.answeredAfterMs)} | ${row.attempts} | ${before} | ${row.rows} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function markdown(results, recovery, recoverySettings) {
+  const parts = [];
+  if (results.length) parts.push(markdownTable(results));
+  if (recovery.length) parts.push(`kill -9 recovery: ${recoverySettings}.\n\n${recoveryTable(recovery)}`);
+  return parts.join('\n\n');
+}
+
+export function printTables(results, recovery, recoverySettings) {
+  console.log(`\n${markdown(results, recovery, recoverySettings)}\n`);
+}
+
+export function writeReports(results, recovery, settings, recoverySettings, { json, markdown: markdownFile }) {
   const header = `Measured ${new Date().toISOString()} on ${machine()}; ${settings}.`;
-  if (json) writeFileSync(json, JSON.stringify({ header, results: withRatios(results) }, null, 2) + '\n');
-  if (markdown) writeFileSync(markdown, `${header}\n\n${markdownTable(results)}\n`);
+  if (json) {
+    const report = { header, results: withRatios(results), recovery, recoverySettings };
+    writeFileSync(json, JSON.stringify(report, null, 2) + '\n');
+  }
+  if (markdownFile) writeFileSync(markdownFile, `${header}\n\n${markdown(results, recovery, recoverySettings)}\n`);
 }

@@ -10,9 +10,16 @@ export interface AppConfig {
   readonly webhookSecret: string;
   /**
    * Atomic mode (the handler's writes commit with the stored response). On by default with MySQL;
-   * SQLite cannot hold a transaction per request, so there it is off. IDEMPOTENCY_ATOMIC=on|off.
+   * SQLite cannot hold a transaction per request, so there it is off, and so it is with the Redis
+   * store, whose records cannot commit with the database's writes. IDEMPOTENCY_ATOMIC=on|off.
    */
   readonly atomic: boolean;
+  /**
+   * `IDEMPOTENCY_STORE=redis`: idempotency records in Redis at `REDIS_URL` (default
+   * `redis://127.0.0.1:6379`; a path `/N` selects database N), under `IDEMPOTENCY_REDIS_KEY_PREFIX`
+   * (default the library's `idempotency:`). Unset (or `typeorm`): the TypeORM store in the app's database.
+   */
+  readonly redisStore?: RedisStoreConfig;
   /** Idempotency timings, in ms; unset ones keep the library's defaults. */
   readonly idempotency: {
     readonly lockTimeoutMs?: number;
@@ -35,6 +42,11 @@ export interface AppConfig {
   readonly rateLimit?: RateLimitConfig;
 }
 
+export interface RedisStoreConfig {
+  readonly url: string;
+  readonly keyPrefix?: string;
+}
+
 export interface RateLimitConfig {
   readonly limit: number;
   readonly windowMs: number;
@@ -45,13 +57,15 @@ const DEFAULT_API_KEYS = 'demo-key-acme:acme,demo-key-globex:globex';
 export const DEVELOPMENT_WEBHOOK_SECRET = 'whsec_development_only';
 
 export function loadAppConfig(env: NodeJS.ProcessEnv): AppConfig {
+  const redisStore = parseRedisStore(env);
   return {
     port: parsePort(env.PORT),
     databaseUrl: env.DATABASE_URL?.trim() || undefined,
     sqlitePath: env.SQLITE_PATH?.trim() || 'data/payments.sqlite',
     apiKeys: parseApiKeys(env.API_KEYS ?? DEFAULT_API_KEYS),
     webhookSecret: env.WEBHOOK_SECRET?.trim() || DEVELOPMENT_WEBHOOK_SECRET,
-    atomic: parseAtomic(env.IDEMPOTENCY_ATOMIC, Boolean(env.DATABASE_URL?.trim())),
+    atomic: parseAtomic(env.IDEMPOTENCY_ATOMIC, Boolean(env.DATABASE_URL?.trim()), redisStore !== undefined),
+    redisStore,
     idempotency: {
       lockTimeoutMs: parseMs('IDEMPOTENCY_LOCK_TIMEOUT_MS', env.IDEMPOTENCY_LOCK_TIMEOUT_MS),
       inFlightWaitMs: parseMs('IDEMPOTENCY_IN_FLIGHT_WAIT_MS', env.IDEMPOTENCY_IN_FLIGHT_WAIT_MS),
@@ -73,10 +87,24 @@ function parseCount(name: string, value: string | undefined): number | undefined
   return count;
 }
 
-function parseAtomic(value: string | undefined, onMySql: boolean): boolean {
-  if (value === undefined || value === '') return onMySql;
-  if (value === 'on' || value === 'off') return value === 'on';
-  throw new Error(`IDEMPOTENCY_ATOMIC: "${value}" is neither on nor off`);
+function parseAtomic(value: string | undefined, onMySql: boolean, onRedis: boolean): boolean {
+  if (value === undefined || value === '') return onMySql && !onRedis;
+  if (value !== 'on' && value !== 'off') throw new Error(`IDEMPOTENCY_ATOMIC: "${value}" is neither on nor off`);
+  if (value === 'on' && onRedis) {
+    throw new Error(
+      'IDEMPOTENCY_ATOMIC=on needs the records in the database the handlers write to: unset IDEMPOTENCY_STORE ' +
+        '(the TypeORM store), or set IDEMPOTENCY_ATOMIC=off to keep the Redis store',
+    );
+  }
+  return value === 'on';
+}
+
+function parseRedisStore(env: NodeJS.ProcessEnv): RedisStoreConfig | undefined {
+  const store = env.IDEMPOTENCY_STORE?.trim() ?? '';
+  if (store === '' || store === 'typeorm') return undefined;
+  if (store !== 'redis') throw new Error(`IDEMPOTENCY_STORE: "${store}" is neither typeorm nor redis`);
+  const keyPrefix = env.IDEMPOTENCY_REDIS_KEY_PREFIX?.trim();
+  return { url: env.REDIS_URL?.trim() || 'redis://127.0.0.1:6379', ...(keyPrefix ? { keyPrefix } : {}) };
 }
 
 // Only split and checked for presence here: the library checks each key's length at start-up,

@@ -21,7 +21,9 @@ import { createPool, type Pool } from 'mysql2/promise';
 
 // The peer of `npm run bench`, shaped like the example API's POST /v1/exports so that only the
 // idempotency layer differs: the same X-Api-Key guard, the same validated body, one insert into
-// MariaDB, 202. Storage: STORAGE=redis (127.0.0.1:6379) or memory. HTTP_PLATFORM=fastify or express.
+// MariaDB, 202; POST /v1/exports-unkeyed is the same route without @Idempotent(), the peer's baseline.
+// Storage: STORAGE=redis (REDIS_URL, default 127.0.0.1:6379; keys under KEY_PREFIX) or memory.
+// HTTP_PLATFORM=fastify or express.
 const POOL = Symbol('POOL');
 const API_KEYS = new Map([['bench-key', 'bench']]);
 
@@ -42,6 +44,15 @@ class ApiKeyGuard implements CanActivate {
   }
 }
 
+async function queueExport(pool: Pool, body: CreateExportDto) {
+  const id = `exp_${randomUUID().replaceAll('-', '')}`;
+  await pool.execute(
+    'INSERT INTO export_jobs (id, account, datastream_id, status, created_at) VALUES (?, ?, ?, ?, ?)',
+    [id, 'bench', body.datastreamId, 'queued', new Date().toISOString()],
+  );
+  return { id, datastreamId: body.datastreamId, status: 'queued' };
+}
+
 @Controller('v1/exports')
 class ExportsController {
   constructor(@Inject(POOL) private readonly pool: Pool) {}
@@ -49,13 +60,20 @@ class ExportsController {
   @Post()
   @HttpCode(202)
   @Idempotent()
-  async create(@Body() body: CreateExportDto) {
-    const id = `exp_${randomUUID().replaceAll('-', '')}`;
-    await this.pool.execute(
-      'INSERT INTO export_jobs (id, account, datastream_id, status, created_at) VALUES (?, ?, ?, ?, ?)',
-      [id, 'bench', body.datastreamId, 'queued', new Date().toISOString()],
-    );
-    return { id, datastreamId: body.datastreamId, status: 'queued' };
+  create(@Body() body: CreateExportDto) {
+    return queueExport(this.pool, body);
+  }
+}
+
+// The peer's own baseline: the same route without @Idempotent(), so without the library's interceptor.
+@Controller('v1/exports-unkeyed')
+class UnkeyedExportsController {
+  constructor(@Inject(POOL) private readonly pool: Pool) {}
+
+  @Post()
+  @HttpCode(202)
+  create(@Body() body: CreateExportDto) {
+    return queueExport(this.pool, body);
   }
 }
 
@@ -67,9 +85,11 @@ class ExportsController {
           ? { adapter: StorageAdapterEnum.memory }
           : { adapter: StorageAdapterEnum.redis, options: { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' } },
       cacheTTLMS: 24 * 60 * 60 * 1000,
+      // The bench's own prefix, so that it can delete its keys afterwards.
+      ...(process.env.KEY_PREFIX ? { cacheKeyPrefix: process.env.KEY_PREFIX } : {}),
     }),
   ],
-  controllers: [ExportsController],
+  controllers: [ExportsController, UnkeyedExportsController],
   providers: [
     { provide: POOL, useFactory: () => createPool({ uri: process.env.DATABASE_URL, connectionLimit: 10 }) },
     { provide: APP_GUARD, useClass: ApiKeyGuard },
