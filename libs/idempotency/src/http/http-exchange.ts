@@ -45,14 +45,19 @@ interface PlatformRequest {
   rawBody?: unknown;
 }
 
-// The guard and the interceptor both look at each request: its view is built once and kept on the
-// request under a symbol of this module's own (cheaper per request than a WeakMap entry).
-const EXCHANGE = Symbol('idempotency-exchange');
+// The guard and the interceptor both look at each request: its view is built once and kept in a
+// WeakMap (on Express 5 a property added to a request costs far more; see request-key.ts).
+const exchanges = new WeakMap<object, HttpExchange>();
 
 export function httpExchangeOf(context: ExecutionContext): HttpExchange {
   const http = context.switchToHttp();
-  const request = http.getRequest<PlatformRequest & { [EXCHANGE]?: HttpExchange }>();
-  return (request[EXCHANGE] ??= buildExchange(context, request, http.getResponse<object>()));
+  const request = http.getRequest<PlatformRequest>();
+  let exchange = exchanges.get(request);
+  if (!exchange) {
+    exchange = buildExchange(context, request, http.getResponse<object>());
+    exchanges.set(request, exchange);
+  }
+  return exchange;
 }
 
 function buildExchange(context: ExecutionContext, request: PlatformRequest, response: object): HttpExchange {

@@ -112,7 +112,10 @@ export class RequestObservation {
       outcome,
       account,
       route: this.source.route,
-      keyHash: keyHashOf(account, key),
+      // Hashed only if a subscriber reads it: most never do, and it is a SHA-256 per request.
+      get keyHash(): string {
+        return keyHashOf(account, key);
+      },
       transport: this.source.transport,
       totalMs: performance.now() - this.startedAt,
       storeMs: this.storeMs,
