@@ -12,6 +12,8 @@ import {
 } from '../observability/idempotency-channels.js';
 import type { ObservedSource, RequestObservation } from '../observability/request-observation.js';
 import type {
+  AtomicClaimOutcome,
+  AtomicUnit,
   Claim,
   ClaimOutcome,
   ClaimRequest,
@@ -369,5 +371,101 @@ describe('ClaimCoordinator spans, when @opentelemetry/api is installed (R27)', (
     const [claimSpan] = provider.named('idempotency.claim');
     expect(claimSpan.attributes['idempotency.outcome']).toBe('unavailable');
     expect(claimSpan.status?.code).toBe(2);
+  });
+});
+
+/** A store whose atomic units answer their claims from a script, and record how each ended. */
+function scriptedAtomicStore(claims: Array<AtomicClaimOutcome | Error>): { store: IdempotencyStore; ended: string[] } {
+  const ended: string[] = [];
+  const store: IdempotencyStore = {
+    ...scriptedStore({}),
+    beginAtomic: (): AtomicUnit => ({
+      manager: {} as AtomicUnit['manager'],
+      claim: async () => {
+        const next = claims.shift() ?? { status: 'claimed', claim };
+        if (next instanceof Error) throw next;
+        return next;
+      },
+      renew: async () => true,
+      commitWith: async () => (ended.push('committed'), true),
+      commitReleasing: async () => void ended.push('committed, released'),
+      rollback: async () => void ended.push('rolled back'),
+    }),
+  };
+  return { store, ended };
+}
+
+describe('ClaimCoordinator.acquireAtomically: the claim inside the transaction (R22a)', () => {
+  let listener: ReturnType<typeof listen>;
+  const thisRequestHoldsIt: AtomicClaimOutcome = { status: 'locked', sameRequest: true };
+
+  beforeEach(() => {
+    listener = listen();
+  });
+
+  afterEach(() => {
+    listener.stop();
+  });
+
+  it('runs a fresh claim in its unit and publishes fresh once its response commits with it (R27, R8)', async () => {
+    const { store, ended } = scriptedAtomicStore([]);
+    const coordinator = new ClaimCoordinator(store);
+    const acquired = await coordinator.acquireAtomically(request, policy, http);
+    if (acquired.kind !== 'run') throw new Error('expected a run');
+    expect(await coordinator.commitAtomically(request, acquired.claim, acquired.unit, response, request.ttlMs, acquired.observation)).toBe('committed');
+    acquired.observation.settled(201);
+    expect(ended).toEqual(['committed']);
+    expect(listener.outcomes).toEqual([expect.objectContaining({ outcome: 'fresh', status: 201 })]);
+  });
+
+  it('refuses another request holding the key uncommitted at once, without polling (R10)', async () => {
+    const { store } = scriptedAtomicStore([{ status: 'locked', sameRequest: false }]);
+    const coordinator = new ClaimCoordinator(store);
+    await expect(coordinator.acquireAtomically(request, { ...policy, inFlightWaitMs: 5000 }, http)).rejects.toBeInstanceOf(IdempotencyKeyReuseError);
+    expect(listener.outcomes).toEqual([expect.objectContaining({ outcome: 'reuse', status: 422 })]);
+    expect(listener.outcomes[0]).not.toHaveProperty('waitMs');
+  });
+
+  it('waits while this request holds the key, then replays what it committed, as waited (R11)', async () => {
+    const { store } = scriptedAtomicStore([thisRequestHoldsIt, thisRequestHoldsIt, completed()]);
+    const coordinator = new ClaimCoordinator(store);
+    expect((await coordinator.acquireAtomically(request, { ...policy, inFlightWaitMs: 5000 }, http)).kind).toBe('replay');
+    expect(listener.outcomes).toEqual([expect.objectContaining({ outcome: 'waited', status: 201, waitMs: expect.any(Number) })]);
+    expect(listener.storeCalls.map((call) => call.operation)).toEqual(['claim', 'claim', 'claim']);
+  });
+
+  it('runs the request itself when the first attempt rolled back or died while it waited, as takeover (R11, R22a)', async () => {
+    const { store } = scriptedAtomicStore([thisRequestHoldsIt]);
+    const coordinator = new ClaimCoordinator(store);
+    const acquired = await coordinator.acquireAtomically(request, { ...policy, inFlightWaitMs: 5000 }, http);
+    expect(acquired.kind).toBe('run');
+    if (acquired.kind === 'run') acquired.observation.settled(201);
+    expect(listener.outcomes).toEqual([expect.objectContaining({ outcome: 'takeover', waitMs: expect.any(Number) })]);
+  });
+
+  it('answers 409 once the wait runs out with the first attempt still uncommitted (R11)', async () => {
+    const { store } = scriptedAtomicStore(Array.from({ length: 50 }, () => thisRequestHoldsIt));
+    const coordinator = new ClaimCoordinator(store);
+    await expect(coordinator.acquireAtomically(request, policy, http)).rejects.toBeInstanceOf(IdempotencyConflictError);
+    expect(listener.outcomes).toEqual([expect.objectContaining({ outcome: 'conflict', status: 409 })]);
+  });
+
+  it('fails closed with 503 when a claim attempt fails (R18)', async () => {
+    const { store } = scriptedAtomicStore([new Error('connection refused')]);
+    const coordinator = new ClaimCoordinator(store);
+    jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    await expect(coordinator.acquireAtomically(request, policy, http)).rejects.toBeInstanceOf(IdempotencyUnavailableError);
+    expect(listener.outcomes).toEqual([expect.objectContaining({ outcome: 'unavailable', status: 503 })]);
+    jest.restoreAllMocks();
+  });
+
+  it('ends a run whose status releases the key by rolling its unit back: the claim goes with the writes (R14)', async () => {
+    const { store, ended } = scriptedAtomicStore([]);
+    const coordinator = new ClaimCoordinator(store);
+    const acquired = await coordinator.acquireAtomically(request, policy, http);
+    if (acquired.kind !== 'run') throw new Error('expected a run');
+    await coordinator.rollBackAtomically(request, acquired.unit, acquired.observation, 'released', 500);
+    expect(ended).toEqual(['rolled back']);
+    expect(listener.outcomes).toEqual([expect.objectContaining({ outcome: 'released', status: 500 })]);
   });
 });
