@@ -122,8 +122,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
         // Nothing of this run was committed (R20, R22a). If a run of the same request did commit
         // (the database ended this one's session and another took the key), this run lost its claim
         // and its client gets that run's answer; otherwise 409, or 503 when the commit failed.
-        const winner = await this.claims.completedBySameRequest(claimRequest, observation);
-        if (winner && committed === 'failed') this.claims.claimLost(claimRequest, observation);
+        const winner = await this.claims.winnerAfter(claimRequest, observation, committed);
         const answer = winner ? replayedResponse(winner) : this.errorResponse(committed === 'failed' ? new IdempotencyUnavailableError() : this.conflict(run));
         observation.settled(answer.status, winner || committed !== 'failed' ? undefined : 'unavailable');
         return answer;

@@ -175,8 +175,7 @@ export class IdempotencyService implements OnApplicationBootstrap, OnModuleDestr
     }
     // Nothing of this run was committed: the caller gets the result of a run of the same call that
     // did commit (this run lost its claim to it), or an error it must not take as done.
-    const winner = await this.claims.completedBySameRequest(request, observation);
-    if (winner && committed === 'failed') this.claims.claimLost(request, observation);
+    const winner = await this.claims.winnerAfter(request, observation, committed);
     observation.settled(undefined, winner || committed !== 'failed' ? undefined : 'unavailable');
     if (winner) return parsedResult<T>(winner.response);
     throw committed === 'failed' ? new IdempotencyUnavailableError() : new IdempotencyConflictError(1);

@@ -196,12 +196,17 @@ export class ClaimCoordinator implements OnModuleInit {
   }
 
   /**
-   * The record of a run of the same request that did complete, after this run's own was lost or
-   * failed to commit; a failed read counts as none.
+   * After an atomic run that did not commit: the record of a run of the same request that did, to
+   * answer with; a run whose commit failed because another had taken the key has lost its claim to
+   * it (R20). A failed read counts as none.
    */
-  async completedBySameRequest(request: ClaimRequest, observation: RequestObservation): Promise<CompletedRecord | undefined> {
-    const winner = await this.completedBy(request, observation);
-    return winner?.fingerprint === request.fingerprint ? winner : undefined;
+  async winnerAfter(request: ClaimRequest, observation: RequestObservation, committed: Exclude<AtomicCommit, 'committed'>): Promise<CompletedRecord | undefined> {
+    const winner = await observation
+      .storeCall('inspect', () => this.store.inspect(request.account, request.key))
+      .catch(() => undefined);
+    if (winner?.status !== 'completed' || winner.fingerprint !== request.fingerprint) return undefined;
+    if (committed === 'failed') this.claimLost(request, observation);
+    return winner;
   }
 
   /**
@@ -260,17 +265,6 @@ export class ClaimCoordinator implements OnModuleInit {
   claimLost(request: ClaimRequest, observation: RequestObservation): void {
     this.log(request, 'lost claim', 'warn');
     observation.claimLost();
-  }
-
-  /**
-   * After a lost claim (R20): the record of the run that did complete, if it has; a failed read
-   * counts as not yet, since the caller then answers as for a run still in flight.
-   */
-  async completedBy(request: ClaimRequest, observation: RequestObservation): Promise<CompletedRecord | undefined> {
-    const found = await observation
-      .storeCall('inspect', () => this.store.inspect(request.account, request.key))
-      .catch(() => undefined);
-    return found?.status === 'completed' ? found : undefined;
   }
 
   log(request: ClaimRequest, outcome: string, level: 'debug' | 'warn' = 'debug'): void {
