@@ -9,7 +9,7 @@ import {
 import { Observable, of, tap } from 'rxjs';
 import { resolveStoredAccount } from './account/account-resolver.js';
 import { runInTransaction } from './atomic/idempotency-transaction.js';
-import { ClaimCoordinator, type CompletedRecord } from './claims/claim-coordinator.js';
+import { ClaimCoordinator } from './claims/claim-coordinator.js';
 import { renderIdempotencyError } from './errors/error-formatter.js';
 import { IdempotencyConflictError } from './errors/idempotency-conflict.error.js';
 import { IdempotencyUnavailableError } from './errors/idempotency-unavailable.error.js';
@@ -25,7 +25,7 @@ import { routePatternLabel } from './observability/route-pattern.js';
 import { captureResponse, type CapturedResponse, type ReplacementResponse } from './response/response-capture.js';
 import { REPLAYED_HEADER, replayStoredResponse } from './response/response-replay.js';
 import { pickStoredHeaders } from './response/stored-headers.js';
-import type { AtomicUnit, Claim, ClaimRequest, StoredResponse } from './store/idempotency-store.js';
+import type { AtomicUnit, Claim, ClaimRequest, CompletedRecord, StoredResponse } from './store/idempotency-store.js';
 
 /** What happens to a run's claim once its response (and its status) is known, or once it proved unreplayable. */
 interface CapturedOutcome {

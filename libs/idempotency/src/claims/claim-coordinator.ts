@@ -12,13 +12,12 @@ import {
   type AtomicUnit,
   type Claim,
   type ClaimRequest,
+  type CompletedRecord,
   type FoundRecord,
   type IdempotencyStore,
   type StoredResponse,
 } from '../store/idempotency-store.js';
 
-/** A completed record whose response is to be handed back. */
-export type CompletedRecord = Extract<FoundRecord, { status: 'completed' }>;
 
 /** What acquiring a key gave: the right to run the work, or the stored outcome of an earlier run. */
 export type Acquired =

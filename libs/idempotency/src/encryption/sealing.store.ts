@@ -2,8 +2,8 @@ import type {
   AtomicClaimOutcome,
   AtomicUnit,
   Claim,
-  ClaimOutcome,
   ClaimRequest,
+  CompletedRecord,
   FoundRecord,
   IdempotencyStore,
   StoredResponse,
@@ -12,7 +12,6 @@ import type { Keyring } from './keyring.js';
 import { EnvelopeOpenError, openEnvelope, sealEnvelope } from './sealed-envelope.js';
 import { DelegatingStore } from '../store/delegating.store.js';
 
-type Completed = Extract<FoundRecord, { status: 'completed' }>;
 
 /** What the wrapped store keeps in the headers column: the real headers are inside the sealed body. */
 const SEALED_HEADERS: StoredResponse['headers'] = Object.freeze({});
@@ -37,8 +36,11 @@ export class SealingStore extends DelegatingStore {
     super(store);
   }
 
-  override async claim(request: ClaimRequest): Promise<ClaimOutcome> {
-    const outcome = await this.store.claim(request);
+  protected override async claimThrough<T extends AtomicClaimOutcome>(
+    request: ClaimRequest,
+    claiming: () => Promise<T>,
+  ): Promise<T | CompletedRecord> {
+    const outcome = await claiming();
     return outcome.status === 'completed' ? this.opened(request.account, request.key, outcome) : outcome;
   }
 
@@ -49,11 +51,6 @@ export class SealingStore extends DelegatingStore {
 
   override complete(claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean> {
     return this.store.complete(claim, this.sealed(claim, response), ttlMs);
-  }
-
-  protected override async claimWithin(unit: AtomicUnit, request: ClaimRequest): Promise<AtomicClaimOutcome> {
-    const outcome = await unit.claim(request);
-    return outcome.status === 'completed' ? this.opened(request.account, request.key, outcome) : outcome;
   }
 
   protected override commitWithin(unit: AtomicUnit, claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean> {
@@ -74,7 +71,7 @@ export class SealingStore extends DelegatingStore {
     return { status: response.status, headers: SEALED_HEADERS, body };
   }
 
-  private opened(account: string, key: string, record: Completed): Completed {
+  private opened(account: string, key: string, record: CompletedRecord): CompletedRecord {
     const { status } = record.response;
     let plaintext: Buffer;
     try {

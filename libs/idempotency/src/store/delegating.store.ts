@@ -5,6 +5,7 @@ import type {
   Claim,
   ClaimOutcome,
   ClaimRequest,
+  CompletedRecord,
   FoundRecord,
   IdempotencyStore,
   StoredResponse,
@@ -18,7 +19,7 @@ export abstract class DelegatingStore implements IdempotencyStore {
   constructor(protected readonly store: IdempotencyStore) {}
 
   claim(request: ClaimRequest): Promise<ClaimOutcome> {
-    return this.store.claim(request);
+    return this.claimThrough(request, () => this.store.claim(request));
   }
 
   inspect(account: string, key: string): Promise<FoundRecord | undefined> {
@@ -52,7 +53,7 @@ export abstract class DelegatingStore implements IdempotencyStore {
       get manager() {
         return unit.manager;
       },
-      claim: (request) => this.claimWithin(unit, request),
+      claim: (request) => this.claimThrough(request, () => unit.claim(request)),
       renew: (claim, leaseMs) => unit.renew(claim, leaseMs),
       commitWith: (claim, response, ttlMs) => this.commitWithin(unit, claim, response, ttlMs),
       commitReleasing: (claim) => unit.commitReleasing(claim),
@@ -60,9 +61,13 @@ export abstract class DelegatingStore implements IdempotencyStore {
     };
   }
 
-  /** Claims inside an atomic unit of the wrapped store; by default, as given. */
-  protected claimWithin(unit: AtomicUnit, request: ClaimRequest): Promise<AtomicClaimOutcome> {
-    return unit.claim(request);
+  /**
+   * Every claim passes here, plain or inside an atomic unit of the wrapped store: `claiming` asks
+   * the wrapped store. By default, its answer as given; a decorator may answer without asking, or
+   * change a completed record on its way up, but adds no other outcome.
+   */
+  protected claimThrough<T extends AtomicClaimOutcome>(_request: ClaimRequest, claiming: () => Promise<T>): Promise<T | CompletedRecord> {
+    return claiming();
   }
 
   /** Stores the response inside an atomic unit of the wrapped store; by default, as given. */

@@ -41,6 +41,9 @@ export type FoundRecord =
       readonly expiresInMs: number;
     };
 
+/** A record whose response is stored: what a replay sends back. */
+export type CompletedRecord = Extract<FoundRecord, { status: 'completed' }>;
+
 /** What a claim found; `claimed` means this caller, and only this caller, now runs the handler. */
 export type ClaimOutcome = { readonly status: 'claimed'; readonly claim: Claim } | FoundRecord;
 

@@ -2,8 +2,8 @@ import type {
   AtomicClaimOutcome,
   AtomicUnit,
   Claim,
-  ClaimOutcome,
   ClaimRequest,
+  CompletedRecord,
   FoundRecord,
   IdempotencyStore,
   StoredResponse,
@@ -20,10 +20,9 @@ export interface ReplayCacheOptions {
   maxAgeMs?: number;
 }
 
-type Completed = Extract<FoundRecord, { status: 'completed' }>;
 
 interface Entry {
-  readonly record: Completed;
+  readonly record: CompletedRecord;
   /** performance.now() after which the entry is not used: never later than the record's expiry. */
   readonly usableUntil: number;
   /** performance.now() at which the record expires, as the database reported it. */
@@ -53,11 +52,15 @@ export class ReplayCachingStore extends DelegatingStore {
     this.limits = { ...DEFAULTS, ...options };
   }
 
-  override async claim(request: ClaimRequest): Promise<ClaimOutcome> {
+  // A cached replay asks nothing of the wrapped store: in atomic mode the unit is never started.
+  protected override async claimThrough<T extends AtomicClaimOutcome>(
+    request: ClaimRequest,
+    claiming: () => Promise<T>,
+  ): Promise<T | CompletedRecord> {
     const cached = this.lookup(request.account, request.key);
     if (cached) return cached;
     const sentAt = performance.now();
-    const outcome = await this.store.claim(request);
+    const outcome = await claiming();
     if (outcome.status === 'completed') this.remember(request.account, request.key, outcome, sentAt);
     return outcome;
   }
@@ -77,16 +80,6 @@ export class ReplayCachingStore extends DelegatingStore {
     return completed;
   }
 
-  // A cached replay opens no transaction: the unit is never started.
-  protected override async claimWithin(unit: AtomicUnit, request: ClaimRequest): Promise<AtomicClaimOutcome> {
-    const cached = this.lookup(request.account, request.key);
-    if (cached) return cached;
-    const sentAt = performance.now();
-    const outcome = await unit.claim(request);
-    if (outcome.status === 'completed') this.remember(request.account, request.key, outcome, sentAt);
-    return outcome;
-  }
-
   protected override async commitWithin(unit: AtomicUnit, claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean> {
     const sentAt = performance.now();
     const committed = await unit.commitWith(claim, response, ttlMs);
@@ -95,7 +88,7 @@ export class ReplayCachingStore extends DelegatingStore {
   }
 
   private rememberCompleted(claim: Claim, response: StoredResponse, ttlMs: number, sentAt: number): void {
-    const record: Completed = { status: 'completed', fingerprint: claim.fingerprint, response, expiresInMs: ttlMs };
+    const record: CompletedRecord = { status: 'completed', fingerprint: claim.fingerprint, response, expiresInMs: ttlMs };
     this.remember(claim.account, claim.key, record, sentAt);
   }
 
@@ -104,7 +97,7 @@ export class ReplayCachingStore extends DelegatingStore {
 
 
 
-  private lookup(account: string, key: string): Completed | undefined {
+  private lookup(account: string, key: string): CompletedRecord | undefined {
     const id = cacheKey(account, key);
     const entry = this.entries.get(id);
     if (!entry) return undefined;
@@ -120,7 +113,7 @@ export class ReplayCachingStore extends DelegatingStore {
     return { ...entry.record, expiresInMs: Math.floor(entry.expiresAt - now) };
   }
 
-  private remember(account: string, key: string, record: Completed, sentAt: number): void {
+  private remember(account: string, key: string, record: CompletedRecord, sentAt: number): void {
     const size = record.response.body.length;
     if (size > this.limits.maxBytes) return;
     const id = cacheKey(account, key);

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import type { Claim, ClaimOutcome, FoundRecord, IdempotencyStore, StoredResponse } from '../store/idempotency-store.js';
+import type { Claim, ClaimOutcome, CompletedRecord, FoundRecord, IdempotencyStore, StoredResponse } from '../store/idempotency-store.js';
 import type { CallWindow } from './call-window.js';
 
 type Found = FoundRecord | ClaimOutcome | undefined;
 type InFlight = Extract<FoundRecord, { status: 'in_flight' }>;
-type Completed = Extract<FoundRecord, { status: 'completed' }>;
 
 function describeOutcome(outcome: Found): string {
   return outcome === undefined ? 'no record' : `a record with status "${outcome.status}"`;
@@ -23,7 +22,7 @@ export function inFlightOf(outcome: Found, situation: string): InFlight {
 }
 
 /** The record, asserting that the key holds a stored response. */
-export function completedOf(outcome: Found, situation: string): Completed {
+export function completedOf(outcome: Found, situation: string): CompletedRecord {
   assert.ok(outcome?.status === 'completed', `${situation}: expected the completed record, got ${describeOutcome(outcome)}`);
   return outcome;
 }
