@@ -3,6 +3,7 @@ import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, DiscoveryModule } from '@nestjs
 import { AtomicModeCheck } from './atomic/atomic-mode.check.js';
 import { IdempotencyTransaction } from './atomic/idempotency-transaction.js';
 import { ClaimCoordinator } from './claims/claim-coordinator.js';
+import { OnceRunner } from './claims/once-runner.js';
 import { DataSource } from 'typeorm';
 import { SealingStore } from './encryption/sealing.store.js';
 import { IdempotencyErrorFilter } from './idempotency-error.filter.js';
@@ -44,6 +45,7 @@ const providers: Provider[] = [
   IdempotencyService,
   LeaseHeartbeats,
   ClaimCoordinator,
+  OnceRunner,
   IdempotencyTransaction,
   AtomicModeCheck,
   openApiDocumentationProvider,

@@ -1,0 +1,129 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { runInTransaction } from '../atomic/idempotency-transaction.js';
+import { IdempotencyConflictError } from '../errors/idempotency-conflict.error.js';
+import { IdempotencyUnavailableError } from '../errors/idempotency-unavailable.error.js';
+import type { ResolvedRouteOptions } from '../idempotency.options.js';
+import { LeaseHeartbeats, type LeaseHeartbeat } from '../lease/lease-heartbeats.js';
+import type { ObservedSource, RequestObservation } from '../observability/request-observation.js';
+import { atomicUnsupportedReasonOf } from '../store/atomic-support.js';
+import {
+  IDEMPOTENCY_STORE,
+  type AtomicUnit,
+  type Claim,
+  type ClaimRequest,
+  type IdempotencyStore,
+} from '../store/idempotency-store.js';
+import { ClaimCoordinator, type AtomicCommit } from './claim-coordinator.js';
+import type { ResultCodec } from './result-codec.js';
+
+/** What a unit of work run through {@link OnceRunner} gave its caller. */
+export interface OnceResult<T> {
+  readonly value: T;
+  /** True when `value` is a stored result: the work did not run for this call. */
+  readonly replayed: boolean;
+}
+
+/** A unit of work; in atomic mode `manager` is the transaction that commits with its stored result. */
+export type OnceWork<T> = (manager: EntityManager | undefined) => Promise<T>;
+
+/** A call that won its claim. */
+interface ClaimedCall {
+  readonly request: ClaimRequest;
+  readonly claim: Claim;
+  readonly observation: RequestObservation;
+  readonly route: ResolvedRouteOptions;
+}
+
+/**
+ * The engine of every idempotent unit of work whose result is a value rather than HTTP bytes:
+ * `runOnce`, GraphQL mutations and message handlers (R23). It claims the key through the
+ * {@link ClaimCoordinator} (so refusals, waits and takeovers follow the same rules as routes),
+ * runs the work once under a renewed lease, stores its result through the transport's codec and
+ * hands later calls the decoded result. Work that throws releases the key, unless the codec
+ * stores that failure as the answer; in atomic mode the claim, the work's writes and the stored
+ * result commit once (R22a).
+ */
+@Injectable()
+export class OnceRunner {
+  constructor(
+    @Inject(IDEMPOTENCY_STORE) private readonly store: IdempotencyStore,
+    private readonly claims: ClaimCoordinator,
+    private readonly heartbeats: LeaseHeartbeats,
+  ) {}
+
+  async run<T>(request: ClaimRequest, route: ResolvedRouteOptions, source: ObservedSource, codec: ResultCodec<T>, work: OnceWork<T>): Promise<OnceResult<T>> {
+    if (route.atomic) return this.runAtomically(request, route, source, codec, work);
+    const acquired = await this.claims.acquire(request, route, source);
+    if (acquired.kind === 'replay') return { value: codec.decode(acquired.record.response), replayed: true };
+    const call: ClaimedCall = { request, claim: acquired.claim, observation: acquired.observation, route };
+    const heartbeat = this.startHeartbeat(call);
+    let value: T;
+    try {
+      value = await work(undefined);
+    } catch (error) {
+      heartbeat.stop();
+      await this.claims.settle(request, call.claim, codec.encodeFailure(error), route.ttlMs, call.observation);
+      throw error;
+    }
+    heartbeat.stop();
+    await this.claims.settle(request, call.claim, codec.encode(value), route.ttlMs, call.observation);
+    return { value, replayed: false };
+  }
+
+  private async runAtomically<T>(
+    request: ClaimRequest,
+    route: ResolvedRouteOptions,
+    source: ObservedSource,
+    codec: ResultCodec<T>,
+    work: OnceWork<T>,
+  ): Promise<OnceResult<T>> {
+    const unsupported = atomicUnsupportedReasonOf(this.store);
+    if (unsupported) throw new Error(`nestjs-idempotency: atomic mode cannot run ${request.route} here: ${unsupported}`);
+    const acquired = await this.claims.acquireAtomically(request, route, source);
+    if (acquired.kind === 'replay') return { value: codec.decode(acquired.record.response), replayed: true };
+    const { unit } = acquired;
+    const call: ClaimedCall = { request, claim: acquired.claim, observation: acquired.observation, route };
+    const heartbeat = this.startHeartbeat(call, unit);
+    let outcome: { value: T } | { error: unknown };
+    try {
+      outcome = { value: await runInTransaction(unit.manager, () => work(unit.manager)) };
+    } catch (error) {
+      outcome = { error };
+    } finally {
+      heartbeat.stop();
+    }
+    const stored = 'value' in outcome ? codec.encode(outcome.value) : codec.encodeFailure(outcome.error);
+    if (!stored) {
+      await this.claims.rollBackAtomically(request, unit, call.observation);
+      throw (outcome as { error: unknown }).error;
+    }
+    const committed = await this.claims.commitAtomically(request, call.claim, unit, stored, route.ttlMs, call.observation);
+    if (committed === 'committed') {
+      call.observation.settled(undefined);
+      if ('error' in outcome) throw outcome.error;
+      return { value: outcome.value, replayed: false };
+    }
+    return this.answerUncommitted(call, codec, committed);
+  }
+
+  // Nothing of this run was committed: the caller gets the result of a run of the same call that
+  // did commit (this run lost its claim to it), or an error it must not take as done.
+  private async answerUncommitted<T>({ request, observation, route }: ClaimedCall, codec: ResultCodec<T>, committed: Exclude<AtomicCommit, 'committed'>): Promise<OnceResult<T>> {
+    const winner = await this.claims.winnerAfter(request, observation, committed);
+    observation.settled(undefined, winner || committed !== 'failed' ? undefined : 'unavailable');
+    if (winner) return { value: codec.decode(winner.response), replayed: true };
+    throw committed === 'failed' ? new IdempotencyUnavailableError() : new IdempotencyConflictError(route.inFlightWaitMs / 1000);
+  }
+
+  private startHeartbeat({ request, claim, observation, route }: ClaimedCall, unit?: AtomicUnit): LeaseHeartbeat {
+    return this.heartbeats.start(claim, {
+      // An atomic claim lives in its transaction: renewing it there keeps the session alive too.
+      ...(unit ? { renew: (held: Claim, leaseMs: number) => unit.renew(held, leaseMs) } : {}),
+      leaseMs: route.leaseMs,
+      maxHoldMs: route.maxLockHoldMs,
+      onLost: () => this.claims.claimLost(request, observation),
+      onRenewed: (durationMs, ok) => observation.backgroundStoreCall('renew', durationMs, ok),
+    });
+  }
+}
