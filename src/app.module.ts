@@ -3,10 +3,12 @@ import { APP_GUARD } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { IdempotencyModule, RedisIdempotencyStore, type IdempotencyModuleOptions } from 'nestjs-idempotency';
 import { ApiKeyGuard } from './auth/api-key.guard.js';
+import { CapturesModule } from './captures/captures.module.js';
 import { AppConfigModule } from './config/app-config.module.js';
 import type { AppConfig } from './config/app-config.js';
 import { dataSourceOptions } from './database/data-source-options.js';
 import { ExportsModule } from './exports/exports.module.js';
+import { PaymentsGraphqlModule } from './graphql/payments-graphql.module.js';
 import { HealthController } from './health/health.controller.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { PaymentsModule } from './payments/payments.module.js';
@@ -31,6 +33,8 @@ export class AppModule {
         TypeOrmModule.forRoot(dataSourceOptions(config.databaseUrl, config.sqlitePath)),
         idempotencyModule(config),
         PaymentsModule,
+        PaymentsGraphqlModule,
+        CapturesModule,
         ExportsModule,
         WebhooksModule,
         MetricsModule,

@@ -14,7 +14,9 @@ import { renderIdempotencyError } from './errors/error-formatter.js';
 import { IdempotencyConflictError } from './errors/idempotency-conflict.error.js';
 import { IdempotencyUnavailableError } from './errors/idempotency-unavailable.error.js';
 import type { IdempotencyError } from './errors/idempotency.error.js';
+import { IdempotentMutations } from './graphql/idempotent-mutations.js';
 import { httpExchangeOf, type HttpExchange } from './http/http-exchange.js';
+import { IdempotentMessages } from './messages/idempotent-messages.js';
 import { IdempotentRoutes } from './idempotent-routes.js';
 import { RESOLVED_OPTIONS } from './idempotency.constants.js';
 import type { ResolvedModuleOptions, ResolvedRouteOptions } from './idempotency.options.js';
@@ -47,9 +49,11 @@ interface ClaimedRun extends KeyedRequest {
 }
 
 /**
- * Claims the key, runs the handler once, stores what was sent and replays it to retries (R8-R16);
- * in atomic mode, inside a transaction that commits with the stored response (R22). Refusals are
- * thrown as contract errors before the handler runs, and are never stored.
+ * The one interceptor of every transport, and the HTTP adapter: GraphQL mutations and message
+ * handlers go to their own adapters. For routes it claims the key, runs the handler once, stores
+ * what was sent and replays it to retries (R8-R16); in atomic mode, inside a transaction that
+ * commits with the stored response (R22). Refusals are thrown as contract errors before the
+ * handler runs, and are never stored.
  */
 @Injectable()
 export class IdempotencyInterceptor implements NestInterceptor {
@@ -60,11 +64,16 @@ export class IdempotencyInterceptor implements NestInterceptor {
     private readonly routes: IdempotentRoutes,
     private readonly claims: ClaimCoordinator,
     private readonly heartbeats: LeaseHeartbeats,
+    private readonly mutations: IdempotentMutations,
+    private readonly messages: IdempotentMessages,
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedModuleOptions,
   ) {}
 
   async intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
-    if (context.getType() !== 'http') return next.handle();
+    const transport = context.getType<'http' | 'graphql' | 'rpc'>();
+    if (transport === 'graphql') return this.mutations.intercept(context, next);
+    if (transport === 'rpc') return this.messages.intercept(context, next);
+    if (transport !== 'http') return next.handle();
     const exchange = httpExchangeOf(context);
     const route = this.routes.optionsFor(context, exchange.fingerprintInput.method);
     const key = requestKeyOf(exchange.incoming);

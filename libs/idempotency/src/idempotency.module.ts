@@ -4,6 +4,8 @@ import { AtomicModeCheck } from './atomic/atomic-mode.check.js';
 import { IdempotencyTransaction } from './atomic/idempotency-transaction.js';
 import { ClaimCoordinator } from './claims/claim-coordinator.js';
 import { OnceRunner } from './claims/once-runner.js';
+import { IdempotentMutations } from './graphql/idempotent-mutations.js';
+import { IdempotentMessages } from './messages/idempotent-messages.js';
 import { DataSource } from 'typeorm';
 import { SealingStore } from './encryption/sealing.store.js';
 import { IdempotencyErrorFilter } from './idempotency-error.filter.js';
@@ -46,6 +48,8 @@ const providers: Provider[] = [
   LeaseHeartbeats,
   ClaimCoordinator,
   OnceRunner,
+  IdempotentMutations,
+  IdempotentMessages,
   IdempotencyTransaction,
   AtomicModeCheck,
   openApiDocumentationProvider,

@@ -5,7 +5,7 @@ import type { FingerprintInput } from './http/http-exchange.js';
 import { fingerprintRequest } from './fingerprint/request-fingerprint.js';
 import {
   resolveModuleOptions,
-  validateRouteOptions,
+  validateHandlerOptions,
   type IdempotencyModuleOptions,
   type IdempotencyRouteOptions,
 } from './idempotency.options.js';
@@ -257,11 +257,11 @@ describe('resolveModuleOptions with encryption (R26)', () => {
   });
 });
 
-describe('validateRouteOptions', () => {
+describe('validateHandlerOptions', () => {
   it('accepts valid route options (R2, R3, R10, R12, R15)', () => {
-    expect(() => validateRouteOptions({}, ROUTE)).not.toThrow();
+    expect(() => validateHandlerOptions({}, ROUTE)).not.toThrow();
     expect(() =>
-      validateRouteOptions(
+      validateHandlerOptions(
         { required: true, ttl: 1_000, keyFormat: (key) => key.length > 3, mismatchStatus: 422, storedHeaders: ['etag'] },
         ROUTE,
       ),
@@ -275,31 +275,31 @@ describe('validateRouteOptions', () => {
     ['inFlightWaitMs', { inFlightWaitMs: 'soon' }],
     ['fingerprintHeaders', { fingerprintHeaders: ['bad header'] }],
   ])('refuses a bad %s (%j), naming the option and the route (R3, R10-R15)', (name, options) => {
-    const message = errorMessageOf(() => validateRouteOptions(routeOptions(options), ROUTE));
+    const message = errorMessageOf(() => validateHandlerOptions(routeOptions(options), ROUTE));
     expect(message).toContain(name);
     expect(message).toContain(ROUTE);
   });
 
   it('refuses a misspelt option such as requried, naming it and the route (R2)', () => {
-    const message = errorMessageOf(() => validateRouteOptions(routeOptions({ requried: true }), ROUTE));
+    const message = errorMessageOf(() => validateHandlerOptions(routeOptions({ requried: true }), ROUTE));
     expect(message).toContain('"requried"');
     expect(message).toContain(ROUTE);
   });
 
   it('refuses the module-only encryption option on a route, naming it (R26)', () => {
-    const message = errorMessageOf(() => validateRouteOptions(routeOptions({ encryption: {} }), ROUTE));
+    const message = errorMessageOf(() => validateHandlerOptions(routeOptions({ encryption: {} }), ROUTE));
     expect(message).toContain('"encryption"');
   });
 
   it('refuses the module-only headerName on a route, naming it (R1)', () => {
-    const message = errorMessageOf(() => validateRouteOptions(routeOptions({ headerName: 'X-Key' }), ROUTE));
+    const message = errorMessageOf(() => validateHandlerOptions(routeOptions({ headerName: 'X-Key' }), ROUTE));
     expect(message).toContain('"headerName"');
   });
 
   it.each(['Set-Cookie', 'authorization', 'content-length', 'date', 'transfer-encoding', 'connection'])(
     'refuses to store the %s header on a route, naming it and the route (R15)',
     (header) => {
-      const message = errorMessageOf(() => validateRouteOptions({ storedHeaders: [header] }, ROUTE));
+      const message = errorMessageOf(() => validateHandlerOptions({ storedHeaders: [header] }, ROUTE));
       expect(message).toContain(`"${header}"`);
       expect(message).toContain(ROUTE);
     },

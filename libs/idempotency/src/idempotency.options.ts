@@ -20,6 +20,7 @@ import { encryptionOptionProblems, Keyring, type IdempotencyEncryptionOptions } 
 import { defaultErrorFormatter, type IdempotencyErrorFormatter } from './errors/error-formatter.js';
 import { fingerprintRequest, type FingerprintFunction } from './fingerprint/request-fingerprint.js';
 import type { IdempotencyKeyFormat } from './key/idempotency-key.parser.js';
+import { keySourceProblem, type IdempotencyKeySource } from './key/key-source.js';
 import { assertStorableHeaders, DEFAULT_STORED_HEADERS } from './response/stored-headers.js';
 import { defaultStoreResponse, type StoreResponsePredicate } from './response/stored-status-policy.js';
 import type { IdempotencyStore } from './store/idempotency-store.js';
@@ -53,6 +54,27 @@ export interface IdempotencyRouteOptions {
    * writes through `IdempotencyTransaction.manager`. MySQL/MariaDB only. Default false.
    */
   atomic?: boolean;
+}
+
+/** Options of `@Idempotent({...})`: a route's, and where a GraphQL mutation or message handler finds its key. */
+export interface IdempotentHandlerOptions extends IdempotencyRouteOptions {
+  /**
+   * GraphQL mutations and message handlers only (R23): where the key is. Default: the `headerName`
+   * header for a mutation; a message handler must say.
+   */
+  key?: IdempotencyKeySource;
+  /**
+   * Message handlers only: the account in the payload that scopes keys besides the pattern (R5),
+   * so that two tenants' events with the same id are two events.
+   */
+  accountFromPayload?: (payload: unknown) => string | number | null | undefined;
+  /**
+   * Message handlers only: the transport acknowledges by hand (RabbitMQ with `noAck: false`). A
+   * message whose handler does not run is then acknowledged by the library (a replay, a refusal it
+   * can never pass) or requeued (the first delivery still in flight past the wait, the store down);
+   * the handler acknowledges the messages it runs. Default false.
+   */
+  manualAck?: boolean;
 }
 
 /** Options of `IdempotencyModule.forRoot()` / `forRootAsync()`. */
@@ -187,6 +209,18 @@ class RouteOptionsSchema {
   @IsOptional() @IsBoolean() atomic?: boolean;
 }
 
+const IsKeySource = () =>
+  ValidateBy({
+    name: 'isKeySource',
+    validator: { validate: (value) => keySourceProblem(value) === undefined, defaultMessage: (args) => keySourceProblem(args?.value) ?? '' },
+  });
+
+class HandlerOptionsSchema extends RouteOptionsSchema {
+  @IsOptional() @IsKeySource() key?: unknown;
+  @IsOptional() @IsFunctionOption('accountFromPayload must be a function (payload) => string | undefined') accountFromPayload?: unknown;
+  @IsOptional() @IsBoolean() manualAck?: boolean;
+}
+
 class ModuleOptionsSchema extends RouteOptionsSchema {
   @IsOptional() @IsString() @Matches(HEADER_NAME) headerName?: string;
   @IsOptional() @IsFunctionOption('account must be a function (request) => string | undefined') account?: unknown;
@@ -206,14 +240,15 @@ const ROUTE_OPTION_NAMES = Object.freeze([
   'required', 'ttl', 'keyFormat', 'mismatchStatus', 'fingerprintHeaders', 'storedHeaders', 'inFlightWaitMs',
   'lockTimeoutMs', 'maxLockHoldMs', 'storeResponse', 'atomic',
 ]);
+const HANDLER_OPTION_NAMES = Object.freeze([...ROUTE_OPTION_NAMES, 'key', 'accountFromPayload', 'manualAck']);
 const MODULE_OPTION_NAMES = Object.freeze([
   ...ROUTE_OPTION_NAMES, 'headerName', 'account', 'fingerprint', 'errorFormatter', 'applyToAllWrites',
   'dataSource', 'store', 'purgeIntervalMs', 'purgeBatchSize', 'storeTimeoutMs', 'replayCache', 'encryption', 'isGlobal',
 ]);
 
 /** Checks `@Idempotent()` options when the decorator is applied, so a mistake stops the app at start-up. */
-export function validateRouteOptions(options: IdempotencyRouteOptions, where: string): void {
-  validateAgainst(new RouteOptionsSchema(), ROUTE_OPTION_NAMES, options, where);
+export function validateHandlerOptions(options: IdempotentHandlerOptions, where: string): void {
+  validateAgainst(new HandlerOptionsSchema(), HANDLER_OPTION_NAMES, options, where);
 }
 
 /** Checks the module's options and fills in every default. */

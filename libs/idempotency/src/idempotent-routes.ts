@@ -2,7 +2,7 @@ import { Inject, Injectable, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { IdempotentMetadata } from './idempotent.decorator.js';
 import { RESOLVED_OPTIONS } from './idempotency.constants.js';
-import type { ResolvedModuleOptions, ResolvedRouteOptions } from './idempotency.options.js';
+import type { IdempotentHandlerOptions, ResolvedModuleOptions, ResolvedRouteOptions } from './idempotency.options.js';
 
 // Safe methods never create anything, so a key on them means nothing (R1).
 const IGNORED_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -34,6 +34,11 @@ export class IdempotentRoutes {
     }
     if (resolved) return resolved;
     return this.options.applyToAllWrites && WRITE_METHODS.has(method) ? this.defaults() : undefined;
+  }
+
+  /** What `@Idempotent()` declared on a handler, for the options a transport reads itself (`key`). */
+  declaredFor(handler: Function): IdempotentHandlerOptions | undefined {
+    return this.reflector.get(IdempotentMetadata, handler);
   }
 
   private defaultOptions?: ResolvedRouteOptions;

@@ -18,6 +18,14 @@ export interface FailureCodec {
   revive(described: object): Error;
 }
 
+// Errors thrown again from a stored failure: a transport tells a replayed failure from a fresh one.
+const replayedFailures = new WeakSet<object>();
+
+/** Whether `error` is a stored failure thrown again to a later call, rather than a failure of this one. */
+export function isReplayedFailure(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && replayedFailures.has(error);
+}
+
 type Path = readonly (string | number)[];
 
 /** The stored form: `value` as JSON, with the paths of its dates, which JSON turns into strings. */
@@ -48,7 +56,9 @@ export function jsonResultCodec<T>(failures?: FailureCodec): ResultCodec<T> {
       const parsed = JSON.parse(stored.body.toString('utf8')) as StoredValue;
       if (parsed.failure) {
         if (!failures) throw new Error('nestjs-idempotency: a stored failure without a failure codec');
-        throw failures.revive(parsed.failure);
+        const revived = failures.revive(parsed.failure);
+        replayedFailures.add(revived);
+        throw revived;
       }
       return reviveDates(parsed.value ?? null, parsed.dates ?? []) as T;
     },

@@ -1,9 +1,10 @@
 import { HttpStatus } from '@nestjs/common';
-import { IdempotencyError } from './idempotency.error.js';
+import { IdempotencyError, type KeyCarrier } from './idempotency.error.js';
 
 /** 400: the route requires an `Idempotency-Key` and the request has none (R2). */
 export class IdempotencyKeyMissingError extends IdempotencyError {
-  constructor(headerName: string) {
-    super('idempotency_key_missing', `This endpoint requires an ${headerName} header.`, HttpStatus.BAD_REQUEST);
+  /** `carrier`: what holds the key, for the message; a mutation's argument or a message's payload property. */
+  constructor(name: string, carrier: KeyCarrier = 'header') {
+    super('idempotency_key_missing', `This endpoint requires an ${name} ${carrier}.`, HttpStatus.BAD_REQUEST);
   }
 }

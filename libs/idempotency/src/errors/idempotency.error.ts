@@ -8,6 +8,9 @@ export type IdempotencyErrorCode =
   | 'idempotency_conflict'
   | 'idempotency_unavailable';
 
+/** What holds a key: an HTTP or message header, a GraphQL argument, a message payload's property. */
+export type KeyCarrier = 'header' | 'argument' | 'property';
+
 /**
  * Base of every error the library answers with. It is an `HttpException` whose response is the
  * default error body, so even an application filter that knows nothing of this library sends
@@ -22,5 +25,8 @@ export abstract class IdempotencyError extends HttpException {
     readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super({ error: { code, message } }, status);
+    // HttpException derives its message from the class name for an object body; transports that
+    // carry no HTTP body (GraphQL, messages) and logs show this one.
+    this.message = message;
   }
 }

@@ -35,8 +35,8 @@ export type IdempotencyOutcome =
   | 'lost_claim'
   | 'not_replayable';
 
-/** Where the request came from: an HTTP route or `IdempotencyService.runOnce`. */
-export type IdempotencyTransport = 'http' | 'runOnce';
+/** Where the request came from: an HTTP route, a GraphQL mutation, a message handler or `IdempotencyService.runOnce`. */
+export type IdempotencyTransport = 'http' | 'graphql' | 'message' | 'runOnce';
 
 /** The message published on {@link IDEMPOTENCY_CHANNELS}`.outcome`. */
 export interface IdempotencyOutcomeMessage {

@@ -1,0 +1,59 @@
+import { HttpException } from '@nestjs/common';
+import type { GraphQLError } from 'graphql';
+import type { FailureCodec } from '../claims/result-codec.js';
+import { IdempotencyConflictError } from '../errors/idempotency-conflict.error.js';
+import type { IdempotencyError } from '../errors/idempotency.error.js';
+import type { StoreResponsePredicate } from '../response/stored-status-policy.js';
+import type { loadGraphql } from './graphql-package.js';
+
+type GraphqlModule = Awaited<ReturnType<typeof loadGraphql>>;
+
+/** A contract refusal as a GraphQL error: `extensions.code` is the contract's code (R17). */
+export function refusalAsGraphqlError(graphql: GraphqlModule, error: IdempotencyError): GraphQLError {
+  const retryAfter = error instanceof IdempotencyConflictError ? Number(error.headers['Retry-After']) : undefined;
+  return new graphql.GraphQLError(error.message, {
+    extensions: { code: error.code, status: error.getStatus(), ...(retryAfter === undefined ? {} : { retryAfter }) },
+  });
+}
+
+// Codes that say the mutation never really ran, as 400/401/403 do for routes (R14): not stored.
+const NEVER_RAN_CODES = new Set([
+  'BAD_REQUEST',
+  'BAD_USER_INPUT',
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'INTERNAL_SERVER_ERROR',
+  'PERSISTED_QUERY_NOT_FOUND',
+]);
+
+type DescribedFailure =
+  | { readonly kind: 'graphql'; readonly message: string; readonly extensions: Record<string, unknown> }
+  | { readonly kind: 'http'; readonly status: number; readonly response: string | object };
+
+/**
+ * Which errors of a mutation are its answer, stored and thrown again to a retry (a declined card):
+ * a `GraphQLError` with an `extensions.code` of the application's own, and an `HttpException` whose
+ * status the route stores (R14). Anything else releases the key, so a retry runs the mutation.
+ */
+export function graphqlFailureCodec(graphql: GraphqlModule, storeResponse: StoreResponsePredicate): FailureCodec {
+  return {
+    describe(error): DescribedFailure | undefined {
+      if (error instanceof graphql.GraphQLError) {
+        const code = error.extensions?.code;
+        return typeof code === 'string' && !NEVER_RAN_CODES.has(code) ? { kind: 'graphql', message: error.message, extensions: { ...error.extensions } } : undefined;
+      }
+      if (error instanceof HttpException && storeResponse(error.getStatus())) {
+        return { kind: 'http', status: error.getStatus(), response: error.getResponse() };
+      }
+      return undefined;
+    },
+    revive(described) {
+      const failure = described as DescribedFailure;
+      return failure.kind === 'graphql'
+        ? new graphql.GraphQLError(failure.message, { extensions: failure.extensions })
+        : new HttpException(failure.response, failure.status);
+    },
+  };
+}

@@ -1,0 +1,116 @@
+import { Inject, Injectable, type CallHandler, type ExecutionContext } from '@nestjs/common';
+import { lastValueFrom, of, type Observable } from 'rxjs';
+import { resolveStoredAccount } from '../account/account-resolver.js';
+import { OnceRunner } from '../claims/once-runner.js';
+import { isReplayedFailure, jsonResultCodec } from '../claims/result-codec.js';
+import { IdempotencyKeyMissingError } from '../errors/idempotency-key-missing.error.js';
+import { IdempotencyError, type KeyCarrier } from '../errors/idempotency.error.js';
+import { InvalidIdempotencyKeyError } from '../errors/invalid-idempotency-key.error.js';
+import { headerValues } from '../http/http-exchange.js';
+import { IdempotentRoutes } from '../idempotent-routes.js';
+import { RESOLVED_OPTIONS } from '../idempotency.constants.js';
+import type { ResolvedModuleOptions, ResolvedRouteOptions } from '../idempotency.options.js';
+import { describeKeyFormat, parseIdempotencyKey } from '../key/idempotency-key.parser.js';
+import type { IdempotencyKeySource } from '../key/key-source.js';
+import { storedRecordKey } from '../key/stored-record-key.js';
+import { graphqlFailureCodec, refusalAsGraphqlError } from './graphql-errors.js';
+import { loadGraphql } from './graphql-package.js';
+import { markIdempotentField } from './replayed-operation.js';
+import type { IncomingMessage } from 'node:http';
+
+/** The parts of graphql-js's resolve info this adapter reads. */
+interface ResolveInfo {
+  readonly fieldName: string;
+  readonly parentType: { readonly name: string };
+  readonly operation: { readonly operation: string };
+  readonly path: { readonly key: string | number };
+}
+
+/** The GraphQL context as Nest's drivers build it: the HTTP request, and the response when the app passes it. */
+interface OperationContext {
+  readonly req?: { readonly raw?: IncomingMessage; readonly res?: object } & object;
+  readonly res?: object;
+}
+
+// Not a write method of routes: only mutations marked @Idempotent() are idempotent, whatever applyToAllWrites says.
+const MUTATION = 'MUTATION';
+
+/**
+ * The GraphQL adapter (R23): an `@Idempotent()` mutation field is claimed, run once, stored and
+ * replayed by the same engine as `runOnce`. The key comes from the HTTP request's header (or an
+ * argument); each idempotent field of an operation is its own record, keyed by its response name;
+ * the fingerprint is the field, its arguments and the key. Refusals are GraphQL errors whose
+ * `extensions.code` is the contract's code.
+ */
+@Injectable()
+export class IdempotentMutations {
+  constructor(
+    private readonly routes: IdempotentRoutes,
+    private readonly runner: OnceRunner,
+    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedModuleOptions,
+  ) {}
+
+  async intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
+    const [, args, operation, info] = context.getArgs<[unknown, Record<string, unknown>, OperationContext, ResolveInfo]>();
+    if (info?.operation?.operation !== 'mutation') return next.handle();
+    const handler = context.getHandler();
+    const route = this.routes.optionsForHandler(handler, MUTATION);
+    if (!route) return next.handle();
+    const graphql = await loadGraphql();
+    const request = operation?.req;
+    const response = operation?.res ?? request?.res;
+    try {
+      const key = this.keyOf(this.routes.declaredFor(handler)?.key, args, request, route);
+      if (key === undefined) return next.handle();
+      const field = `${info.parentType.name}.${info.fieldName}`;
+      const claimRequest = {
+        account: await resolveStoredAccount(this.options.account, request),
+        key: storedRecordKey(key, String(info.path.key)),
+        fingerprint: route.fingerprint({ method: MUTATION, path: field, query: '', headers: {}, body: { arguments: args ?? {}, key }, rawBody: undefined }),
+        ttlMs: route.ttlMs,
+        leaseMs: route.leaseMs,
+        route: `graphql ${field}`,
+      };
+      const codec = jsonResultCodec<unknown>(graphqlFailureCodec(graphql, route.storeResponse));
+      const result = await this.runner.run(claimRequest, route, { transport: 'graphql', route: claimRequest.route }, codec, () =>
+        lastValueFrom(next.handle(), { defaultValue: null }),
+      );
+      if (request) markIdempotentField(request, response, result.replayed);
+      return of(result.value);
+    } catch (error) {
+      if (request) markIdempotentField(request, response, isReplayedFailure(error));
+      throw error instanceof IdempotencyError ? refusalAsGraphqlError(graphql, error) : error;
+    }
+  }
+
+  /** The field's key, undefined when it has none and needs none; a refusal when it is missing or malformed. */
+  private keyOf(
+    source: IdempotencyKeySource | undefined,
+    args: Record<string, unknown> | undefined,
+    request: OperationContext['req'],
+    route: ResolvedRouteOptions,
+  ): string | undefined {
+    const from = source ?? { header: this.options.headerName };
+    let values: string[];
+    let name: string;
+    let carrier: KeyCarrier;
+    if ('argument' in from) {
+      const value = args?.[from.argument];
+      values = value === undefined || value === null ? [] : [String(value)];
+      [name, carrier] = [from.argument, 'argument'];
+    } else if ('header' in from) {
+      const incoming = request?.raw ?? (request as IncomingMessage | undefined);
+      values = incoming?.rawHeaders ? headerValues(incoming, from.header) : [];
+      [name, carrier] = [from.header, 'header'];
+    } else {
+      throw new Error(`nestjs-idempotency: a GraphQL mutation reads its key from { header } or { argument }, not ${JSON.stringify(from)}`);
+    }
+    const parsed = parseIdempotencyKey(values, route.keyFormat);
+    if (parsed.ok) return parsed.key;
+    if (parsed.failure === 'missing') {
+      if (route.required) throw new IdempotencyKeyMissingError(name, carrier);
+      return undefined;
+    }
+    throw new InvalidIdempotencyKeyError(name, describeKeyFormat(route.keyFormat), carrier);
+  }
+}
