@@ -112,7 +112,7 @@ async function prime(url, path, body, status) {
  * baseline (`baseline: true`) runs whenever any other scenario of its group does.
  */
 function appsOf(platform) {
-  const ours = { DATABASE_URL: databaseUrl.toString(), API_KEYS: 'bench-key:bench', HTTP_PLATFORM: platform };
+  const ours = { DATABASE_URL: databaseUrl.toString(), API_KEYS: 'bench-key:bench', HTTP_PLATFORM: platform, RABBITMQ_URL: 'off' };
   const peer = { DATABASE_URL: databaseUrl.toString(), HTTP_PLATFORM: platform, REDIS_URL: redisUrl, KEY_PREFIX: `${redisPrefix}-peer` };
   const exportsScenarios = (part, names = {}) => [
     { name: names.fresh, part, request: () => post('/v1/exports', EXPORT, {}, withNewKey), expected: [202] },

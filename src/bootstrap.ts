@@ -1,10 +1,11 @@
 import { NestFactory } from '@nestjs/core';
 import type { INestApplication, LogLevel } from '@nestjs/common';
+import { Transport, type MicroserviceOptions } from '@nestjs/microservices';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import compression from 'compression';
 import { AppModule, type ExtraImports } from './app.module.js';
 import { apiValidationPipe } from './common/validation.pipe.js';
-import type { AppConfig } from './config/app-config.js';
+import type { AppConfig, RabbitMqConfig } from './config/app-config.js';
 
 /** The HTTP platforms the example API runs on. */
 export type HttpPlatform = 'express' | 'fastify';
@@ -20,10 +21,27 @@ export async function createPaymentsApp(
   const app =
     platform === 'fastify' ? await createOnFastify(config, logger, extraImports) : await createOnExpress(config, logger, extraImports);
   app.useGlobalPipes(apiValidationPipe());
+  if (config.rabbitmq) connectCaptureConsumer(app, config.rabbitmq);
   await serveApiDocs(app, platform);
   // SIGTERM lets in-flight requests finish and store their outcome before the process exits.
   app.enableShutdownHooks();
   return app;
+}
+
+/**
+ * The consumer of `payment.capture` events from RabbitMQ, acknowledged by hand (`noAck: false`):
+ * the idempotency library acknowledges each message once its outcome is stored. It inherits the
+ * app's global interceptor, guards and pipes, as the library's interceptor must see its handlers.
+ * Started by `app.startAllMicroservices()`.
+ */
+function connectCaptureConsumer(app: INestApplication, rabbitmq: RabbitMqConfig): void {
+  app.connectMicroservice<MicroserviceOptions>(
+    {
+      transport: Transport.RMQ,
+      options: { urls: [rabbitmq.url], queue: rabbitmq.queue, noAck: false, prefetchCount: 32, queueOptions: { durable: true } },
+    },
+    { inheritAppConfig: true },
+  );
 }
 
 /**

@@ -40,6 +40,17 @@ export interface AppConfig {
    * for demos and tests). Applied by the built app only (main.ts); unset, requests are not limited.
    */
   readonly rateLimit?: RateLimitConfig;
+  /**
+   * The RabbitMQ consumer of `payment.capture` events: `RABBITMQ_URL` (default
+   * `amqp://guest:guest@127.0.0.1:5672`; `off` turns the consumer off) and `RABBITMQ_QUEUE`
+   * (default `payments`). Unset here (as in the test suites that build the app in-process): no consumer.
+   */
+  readonly rabbitmq?: RabbitMqConfig;
+}
+
+export interface RabbitMqConfig {
+  readonly url: string;
+  readonly queue: string;
 }
 
 export interface RedisStoreConfig {
@@ -73,6 +84,7 @@ export function loadAppConfig(env: NodeJS.ProcessEnv): AppConfig {
       replayCache: env.IDEMPOTENCY_REPLAY_CACHE === 'off' ? false : undefined,
       encryption: parseEncryption(env.IDEMPOTENCY_ENCRYPTION_KEYS, env.IDEMPOTENCY_FINGERPRINT_KEY),
     },
+    rabbitmq: parseRabbitMq(env.RABBITMQ_URL, env.RABBITMQ_QUEUE),
     rateLimit: {
       limit: parseCount('RATE_LIMIT_PER_MINUTE', env.RATE_LIMIT_PER_MINUTE) ?? 600,
       windowMs: parseCount('RATE_LIMIT_WINDOW_MS', env.RATE_LIMIT_WINDOW_MS) ?? 60_000,
@@ -85,6 +97,15 @@ function parseCount(name: string, value: string | undefined): number | undefined
   const count = Number(value);
   if (!Number.isInteger(count) || count < 1) throw new Error(`${name}: "${value}" is not a positive whole number`);
   return count;
+}
+
+const DEFAULT_RABBITMQ_URL = 'amqp://guest:guest@127.0.0.1:5672';
+
+function parseRabbitMq(url: string | undefined, queue: string | undefined): RabbitMqConfig | undefined {
+  const chosen = url?.trim() || DEFAULT_RABBITMQ_URL;
+  if (chosen === 'off') return undefined;
+  if (!/^amqps?:\/\//.test(chosen)) throw new Error(`RABBITMQ_URL: "${chosen}" is neither an amqp:// URL nor off`);
+  return { url: chosen, queue: queue?.trim() || 'payments' };
 }
 
 function parseAtomic(value: string | undefined, onMySql: boolean, onRedis: boolean): boolean {

@@ -2,10 +2,12 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CreateIdempotencyRecords1764064800000, IdempotencyRecord } from 'nestjs-idempotency';
 import type { DataSourceOptions } from 'typeorm';
+import { Capture } from '../captures/capture.entity.js';
 import { ExportJob } from '../exports/export-job.entity.js';
 import { Payment } from '../payments/payment.entity.js';
 import { WebhookEvent } from '../webhooks/webhook-event.entity.js';
 import { CreateWebhookEvents1764065100000 } from './migrations/1764065100000-create-webhook-events.js';
+import { CreateCaptures1764065200000 } from './migrations/1764065200000-create-captures.js';
 import { CreatePaymentsAndExports1764065000000 } from './migrations/1764065000000-create-payments-and-exports.js';
 
 /**
@@ -14,11 +16,12 @@ import { CreatePaymentsAndExports1764065000000 } from './migrations/176406500000
  */
 export function dataSourceOptions(databaseUrl: string | undefined, sqlitePath: string): DataSourceOptions {
   const shared = {
-    entities: [Payment, ExportJob, WebhookEvent, IdempotencyRecord],
+    entities: [Payment, ExportJob, WebhookEvent, Capture, IdempotencyRecord],
     migrations: [
       CreateIdempotencyRecords1764064800000,
       CreatePaymentsAndExports1764065000000,
       CreateWebhookEvents1764065100000,
+      CreateCaptures1764065200000,
     ],
     migrationsRun: true,
     synchronize: false,

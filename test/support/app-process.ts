@@ -41,8 +41,9 @@ export async function startAppProcess(env: Record<string, string>): Promise<AppP
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run "npm run build" first (npm test does).`);
   const port = await freePort();
   const child = spawn(process.execPath, [MAIN], {
-    // Fleet suites are about exactly-once, not rate limits: a budget no run reaches unless a test sets one.
-    env: { ...process.env, NODE_OPTIONS: '', API_KEYS: FLEET_API_KEYS, RATE_LIMIT_PER_MINUTE: '1000000', ...env, PORT: String(port) },
+    // Fleet suites are about exactly-once, not rate limits: a budget no run reaches unless a test sets
+    // one; and no RabbitMQ consumer unless a suite asks for one, as instances would share one queue.
+    env: { ...process.env, NODE_OPTIONS: '', API_KEYS: FLEET_API_KEYS, RATE_LIMIT_PER_MINUTE: '1000000', RABBITMQ_URL: 'off', ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -69,10 +69,12 @@ export interface IdempotentHandlerOptions extends IdempotencyRouteOptions {
    */
   accountFromPayload?: (payload: unknown) => string | number | null | undefined;
   /**
-   * Message handlers only: the transport acknowledges by hand (RabbitMQ with `noAck: false`). A
-   * message whose handler does not run is then acknowledged by the library (a replay, a refusal it
-   * can never pass) or requeued (the first delivery still in flight past the wait, the store down);
-   * the handler acknowledges the messages it runs. Default false.
+   * Message handlers only: the transport acknowledges by hand (RabbitMQ with `noAck: false`) and
+   * the library does it, so the handler must not: a delivery is acknowledged once its outcome is
+   * stored (a crash before then redelivers it) or replayed, or when it is refused for good (another
+   * payload with its key, a malformed key); it is requeued when the handler threw (its key
+   * released) or when a later delivery may pass (the first still in flight past the wait, the
+   * store down). Default false.
    */
   manualAck?: boolean;
 }

@@ -15,7 +15,7 @@ import { describeKeyFormat, parseIdempotencyKey } from '../key/idempotency-key.p
 import { valueAtPath, type IdempotencyKeySource } from '../key/key-source.js';
 import type { ClaimRequest } from '../store/idempotency-store.js';
 import { refusalAsRpcException } from './rpc-errors.js';
-import { messageHeaderValues, patternOf, settleUnhandledMessage } from './transport-context.js';
+import { messageHeaderValues, patternOf, settleDelivery } from './transport-context.js';
 
 /** A message handler's declared options and its resolved ones. */
 interface MessageHandler {
@@ -30,9 +30,10 @@ const SCOPE_PREFIX = 'message:';
  * The message adapter (R23): an `@Idempotent({ key })` `@EventPattern` or `@MessagePattern`
  * handler runs once per (pattern, key) and, for request-response, hands a redelivered or
  * republished message the stored reply; the engine is the one `runOnce` and GraphQL use. A
- * duplicate in flight is waited for. With `manualAck`, a message whose handler did not run is
- * acknowledged by this adapter (a replay, a refusal it can never pass) or requeued (the first
- * still in flight past the wait, the store down); the handler acknowledges the ones it runs.
+ * duplicate in flight is waited for. With `manualAck`, this adapter acknowledges every delivery:
+ * once its outcome is stored (or replayed), or when it is refused for good; it requeues a delivery
+ * whose handler threw (its key released) or that may pass later (the first still in flight past
+ * the wait, the store down).
  */
 @Injectable()
 export class IdempotentMessages {
@@ -70,14 +71,19 @@ export class IdempotentMessages {
         ran = true;
         return lastValueFrom(next.handle(), { defaultValue: undefined });
       });
-      if (result.replayed && declared.manualAck) settleUnhandledMessage(transport, 'ack');
+      // Only now that its outcome is stored: a crash before this point redelivers the message.
+      if (declared.manualAck) settleDelivery(transport, 'ack');
       return of(result.value);
     } catch (error) {
-      if (ran || !(error instanceof IdempotencyError)) throw error;
-      // The handler did not run: this adapter settles the delivery and answers the refusal.
+      if (ran) {
+        // The handler failed and its key is released: the broker's redelivery runs it again.
+        if (declared.manualAck) settleDelivery(transport, 'requeue');
+        throw error;
+      }
+      if (!(error instanceof IdempotencyError)) throw error;
       const retryable = error instanceof IdempotencyConflictError || error instanceof IdempotencyUnavailableError;
-      if (declared.manualAck) settleUnhandledMessage(transport, retryable ? 'requeue' : 'ack');
-      this.logger.warn(`message ${pattern}: ${error.message} (${error.code}); ${retryable ? 'requeued' : 'dropped'}`);
+      if (declared.manualAck) settleDelivery(transport, retryable ? 'requeue' : 'ack');
+      this.logger.warn(`message ${pattern}: ${error.message} (${error.code}); ${retryable ? 'to be delivered again' : 'not run'}`);
       throw await refusalAsRpcException(error);
     }
   }

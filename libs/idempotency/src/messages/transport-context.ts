@@ -43,11 +43,10 @@ export function messageHeaderValues(context: unknown, name: string): string[] {
 }
 
 /**
- * Settles a RabbitMQ message whose handler did not run (manual acknowledgement): acknowledged when
- * it is done with (a replay, a refusal it can never pass), or returned to the queue when a later
- * delivery may succeed (the first delivery still in flight, the store down). A no-op elsewhere.
+ * Settles a RabbitMQ delivery under manual acknowledgement: acknowledged when it is done with, or
+ * returned to the queue for a later delivery. A no-op on transports without acknowledgements.
  */
-export function settleUnhandledMessage(context: unknown, outcome: 'ack' | 'requeue'): void {
+export function settleDelivery(context: unknown, outcome: 'ack' | 'requeue'): void {
   if (!isRmqContext(context)) return;
   const channel = context.getChannelRef();
   const message = context.getMessage();
