@@ -280,6 +280,29 @@ describe('validateHandlerOptions', () => {
     expect(message).toContain(ROUTE);
   });
 
+  it('accepts where a GraphQL mutation or a message handler finds its key, and its message options (R23)', () => {
+    for (const key of [{ header: 'x-event-id' }, { argument: 'idempotencyKey' }, { payload: 'meta.eventId' }, (payload: unknown) => String(payload)]) {
+      expect(() => validateHandlerOptions({ key, accountFromPayload: () => 'acme', manualAck: true }, ROUTE)).not.toThrow();
+    }
+  });
+
+  it.each([
+    ['key', { key: 'eventId' }],
+    ['key', { key: { payload: '' } }],
+    ['key', { key: { payload: 'a', header: 'b' } }],
+    ['accountFromPayload', { accountFromPayload: 'tenantId' }],
+    ['manualAck', { manualAck: 'yes' }],
+  ])('refuses a bad %s (%j) at start-up, naming it and the handler (R23)', (name, options) => {
+    const message = errorMessageOf(() => validateHandlerOptions(routeOptions(options), ROUTE));
+    expect(message).toContain(`"${name}"`);
+    expect(message).toContain(ROUTE);
+  });
+
+  it('refuses handler-only options at module level (R23)', () => {
+    const message = errorMessageOf(() => resolveModuleOptions(moduleOptions({ key: { payload: 'eventId' } })));
+    expect(message).toContain('"key"');
+  });
+
   it('refuses a misspelt option such as requried, naming it and the route (R2)', () => {
     const message = errorMessageOf(() => validateHandlerOptions(routeOptions({ requried: true }), ROUTE));
     expect(message).toContain('"requried"');
