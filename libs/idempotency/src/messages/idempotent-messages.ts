@@ -4,14 +4,12 @@ import { storedAccount } from '../account/account-resolver.js';
 import { OnceRunner } from '../claims/once-runner.js';
 import { jsonResultCodec } from '../claims/result-codec.js';
 import { IdempotencyConflictError } from '../errors/idempotency-conflict.error.js';
-import { IdempotencyKeyMissingError } from '../errors/idempotency-key-missing.error.js';
 import { IdempotencyUnavailableError } from '../errors/idempotency-unavailable.error.js';
-import { IdempotencyError, type KeyCarrier } from '../errors/idempotency.error.js';
-import { InvalidIdempotencyKeyError } from '../errors/invalid-idempotency-key.error.js';
+import { IdempotencyError } from '../errors/idempotency.error.js';
 import { IdempotentRoutes } from '../idempotent-routes.js';
 import { RESOLVED_OPTIONS } from '../idempotency.constants.js';
 import type { IdempotentHandlerOptions, ResolvedModuleOptions, ResolvedRouteOptions } from '../idempotency.options.js';
-import { describeKeyFormat, parseIdempotencyKey } from '../key/idempotency-key.parser.js';
+import { acceptKey } from '../key/accepted-key.js';
 import { valueAtPath, type IdempotencyKeySource } from '../key/key-source.js';
 import type { ClaimRequest } from '../store/idempotency-store.js';
 import { refusalAsRpcException } from './rpc-errors.js';
@@ -21,10 +19,15 @@ import { messageHeaderValues, patternOf, settleDelivery } from './transport-cont
 interface MessageHandler {
   readonly declared: IdempotentHandlerOptions & { readonly key: IdempotencyKeySource };
   readonly route: ResolvedRouteOptions;
+  /** An `@EventPattern` handler: nobody awaits its answer, so a refusal is logged rather than thrown. */
+  readonly isEvent: boolean;
 }
 
 const MESSAGE = 'MESSAGE';
 const SCOPE_PREFIX = 'message:';
+// Where @nestjs/microservices records whether a handler serves events or requests (PatternHandler.EVENT = 2).
+const HANDLER_TYPE_METADATA = 'microservices:handler_type';
+const EVENT_HANDLER = 2;
 
 /**
  * The message adapter (R23): an `@Idempotent({ key })` `@EventPattern` or `@MessagePattern`
@@ -55,25 +58,19 @@ export class IdempotentMessages {
     const { declared, route } = handler;
     const pattern = patternOf(transport);
     let ran = false;
+    const run = (): Promise<unknown> => {
+      ran = true;
+      return lastValueFrom(next.handle(), { defaultValue: undefined });
+    };
     try {
       const key = this.keyOf(declared.key, payload, transport, route);
-      if (key === undefined) return next.handle();
-      const account = declared.accountFromPayload?.(payload);
-      const request: ClaimRequest = {
-        account: storedAccount(`${SCOPE_PREFIX}${pattern}${account === undefined || account === null ? '' : `|${account}`}`),
-        key,
-        fingerprint: route.fingerprint({ method: MESSAGE, path: pattern, query: '', headers: {}, body: payload ?? null, rawBody: undefined }),
-        ttlMs: route.ttlMs,
-        leaseMs: route.leaseMs,
-        route: `message ${pattern}`,
-      };
-      const result = await this.runner.run(request, route, { transport: 'message', route: request.route }, jsonResultCodec<unknown>(), () => {
-        ran = true;
-        return lastValueFrom(next.handle(), { defaultValue: undefined });
-      });
+      // Without a key there is no idempotency; a stream of replies then passes as it is, unless the
+      // delivery is this adapter's to acknowledge.
+      if (key === undefined && !declared.manualAck) return next.handle();
+      const value = key === undefined ? await run() : (await this.runOnce(key, pattern, payload, handler, run)).value;
       // Only now that its outcome is stored: a crash before this point redelivers the message.
       if (declared.manualAck) settleDelivery(transport, 'ack');
-      return of(result.value);
+      return of(value);
     } catch (error) {
       if (ran) {
         // The handler failed and its key is released: the broker's redelivery runs it again.
@@ -84,8 +81,23 @@ export class IdempotentMessages {
       const retryable = error instanceof IdempotencyConflictError || error instanceof IdempotencyUnavailableError;
       if (declared.manualAck) settleDelivery(transport, retryable ? 'requeue' : 'ack');
       this.logger.warn(`message ${pattern}: ${error.message} (${error.code}); ${retryable ? 'to be delivered again' : 'not run'}`);
+      // An event has nobody to answer: the warning is its refusal. A request gets the contract's code.
+      if (handler.isEvent) return of(undefined);
       throw await refusalAsRpcException(error);
     }
+  }
+
+  private runOnce(key: string, pattern: string, payload: unknown, { declared, route }: MessageHandler, run: () => Promise<unknown>) {
+    const account = declared.accountFromPayload?.(payload);
+    const request: ClaimRequest = {
+      account: storedAccount(`${SCOPE_PREFIX}${pattern}${account === undefined || account === null ? '' : `|${account}`}`),
+      key,
+      fingerprint: route.fingerprint({ method: MESSAGE, path: pattern, query: '', headers: {}, body: payload ?? null, rawBody: undefined }),
+      ttlMs: route.ttlMs,
+      leaseMs: route.leaseMs,
+      route: `message ${pattern}`,
+    };
+    return this.runner.run(request, route, { transport: 'message', route: request.route }, jsonResultCodec<unknown>(), run);
   }
 
   private handlerFor(method: Function): MessageHandler | null {
@@ -95,8 +107,14 @@ export class IdempotentMessages {
       if (declared && !declared.key) {
         throw new Error('nestjs-idempotency: @Idempotent() on a message handler needs `key`: { payload: "eventId" }, { header: "..." } or a function');
       }
-      // A message's key is the producer's id, not a client's UUID: `token` unless the handler says otherwise.
-      handler = declared?.key ? { declared: { ...declared, key: declared.key }, route: this.options.resolveRoute({ keyFormat: 'token', ...declared }) } : null;
+      handler = declared?.key
+        ? {
+            declared: { ...declared, key: declared.key },
+            // A message's key is the producer's id, not a client's UUID: `token` unless the handler says otherwise.
+            route: this.options.resolveRoute({ keyFormat: 'token', ...declared }),
+            isEvent: Reflect.getMetadata(HANDLER_TYPE_METADATA, method) === EVENT_HANDLER,
+          }
+        : null;
       this.handlers.set(method, handler);
     }
     return handler;
@@ -104,31 +122,14 @@ export class IdempotentMessages {
 
   /** The message's key, undefined when it has none and needs none; a refusal when it is missing or malformed. */
   private keyOf(source: IdempotencyKeySource, payload: unknown, transport: unknown, route: ResolvedRouteOptions): string | undefined {
-    let values: string[];
-    let name: string;
-    let carrier: KeyCarrier;
-    if (typeof source === 'function') {
-      values = presentValue(source(payload));
-      [name, carrier] = ['key', 'property'];
-    } else if ('payload' in source) {
-      values = presentValue(valueAtPath(payload, source.payload));
-      [name, carrier] = [source.payload, 'property'];
-    } else if ('header' in source) {
-      values = messageHeaderValues(transport, source.header);
-      [name, carrier] = [source.header, 'header'];
-    } else {
-      throw new Error(`nestjs-idempotency: a message handler reads its key from { payload }, { header } or a function, not ${JSON.stringify(source)}`);
-    }
-    const parsed = parseIdempotencyKey(values, route.keyFormat);
-    if (parsed.ok) return parsed.key;
-    if (parsed.failure === 'missing') {
-      if (route.required) throw new IdempotencyKeyMissingError(name, carrier);
-      return undefined;
-    }
-    throw new InvalidIdempotencyKeyError(name, describeKeyFormat(route.keyFormat), carrier);
+    if (typeof source === 'function') return acceptKey(presentValue(source(payload)), { name: 'key', carrier: 'property' }, route);
+    if ('payload' in source) return acceptKey(presentValue(valueAtPath(payload, source.payload)), { name: source.payload, carrier: 'property' }, route);
+    if ('header' in source) return acceptKey(messageHeaderValues(transport, source.header), { name: source.header, carrier: 'header' }, route);
+    throw new Error(`nestjs-idempotency: a message handler reads its key from { payload }, { header } or a function, not ${JSON.stringify(source)}`);
   }
 }
 
 function presentValue(value: unknown): string[] {
   return typeof value === 'string' || typeof value === 'number' ? [String(value)] : [];
 }
+
