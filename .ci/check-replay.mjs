@@ -22,3 +22,31 @@ if (problems.length > 0) {
   process.exit(1);
 }
 console.log(`replayed ${JSON.parse(firstBody).id} byte for byte`);
+
+// Then what the example does besides routes: a payment.capture event, published twice as a broker
+// redelivery would, makes one capture (RabbitMQ is up: .ci/run started it).
+const { default: amqp } = await import('amqplib');
+const paymentId = JSON.parse(firstBody).id;
+const connection = await amqp.connect('amqp://guest:guest@127.0.0.1:5672');
+const channel = await connection.createChannel();
+await channel.assertQueue('payments', { durable: true });
+const event = { eventId: `evt_${crypto.randomUUID()}`, paymentId, amount: 400 };
+for (let i = 0; i < 2; i++) {
+  channel.sendToQueue('payments', Buffer.from(JSON.stringify({ pattern: 'payment.capture', data: event })), { persistent: true });
+}
+await channel.close();
+await connection.close();
+let captures = [];
+for (let attempt = 0; attempt < 100 && captures.length === 0; attempt++) {
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const answer = await fetch(`${base}/v1/payments/${paymentId}/captures`, { headers: { 'X-Api-Key': 'demo-key-acme' } });
+  captures = (await answer.json()).data ?? [];
+}
+await new Promise((resolve) => setTimeout(resolve, 500));
+const answer = await fetch(`${base}/v1/payments/${paymentId}/captures`, { headers: { 'X-Api-Key': 'demo-key-acme' } });
+captures = (await answer.json()).data ?? [];
+if (captures.length !== 1 || captures[0].eventId !== event.eventId) {
+  console.error(`payment.capture published twice made ${captures.length} captures: ${JSON.stringify(captures)}`);
+  process.exit(1);
+}
+console.log(`captured ${paymentId} once from RabbitMQ`);
