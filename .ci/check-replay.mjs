@@ -50,3 +50,25 @@ if (captures.length !== 1 || captures[0].eventId !== event.eventId) {
   process.exit(1);
 }
 console.log(`captured ${paymentId} once from RabbitMQ`);
+
+// And the same payment over GraphQL: the retry of the mutation gets the stored result.
+const mutation = {
+  query: 'mutation($input: CreatePaymentInput!) { createPayment(input: $input) { id amount createdAt } }',
+  variables: { input: { amount: 700, currency: 'EUR', customerId: 'cus_graphql' } },
+};
+const graphqlKey = crypto.randomUUID();
+const sendMutation = () =>
+  fetch(`${base}/graphql`, {
+    method: 'POST',
+    headers: { 'X-Api-Key': 'demo-key-acme', 'Idempotency-Key': graphqlKey, 'Content-Type': 'application/json' },
+    body: JSON.stringify(mutation),
+  });
+const created = await sendMutation();
+const createdBody = await created.text();
+const retried = await sendMutation();
+const retriedBody = await retried.text();
+if (!JSON.parse(createdBody).data?.createPayment?.id || retriedBody !== createdBody || retried.headers.get('idempotency-replayed') !== 'true') {
+  console.error(`the GraphQL mutation was not replayed:\n${createdBody}\n${retriedBody} (replayed: ${retried.headers.get('idempotency-replayed')})`);
+  process.exit(1);
+}
+console.log(`replayed GraphQL createPayment ${JSON.parse(createdBody).data.createPayment.id}`);

@@ -3,10 +3,13 @@ import { Reflector } from '@nestjs/core';
 import { apiError } from '../common/api-error.js';
 import { APP_CONFIG } from '../config/app-config.token.js';
 import type { AppConfig } from '../config/app-config.js';
-import type { AuthenticatedRequest } from './authenticated-request.js';
 import { Public } from './public.decorator.js';
+import { requestOf } from './request-of.js';
 
-/** `X-Api-Key` authentication: the key names the account, which scopes idempotency keys. */
+/**
+ * `X-Api-Key` authentication: the key names the account, which scopes idempotency keys. As a
+ * global guard it runs for routes and for every GraphQL field, whose request is the context's `req`.
+ */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
   constructor(
@@ -16,7 +19,7 @@ export class ApiKeyGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean {
     if (this.reflector.get(Public, context.getHandler())) return true;
-    const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
+    const request = requestOf(context);
     const presented = request.headers['x-api-key'];
     const account = typeof presented === 'string' ? this.config.apiKeys.get(presented) : undefined;
     if (!account) throw apiError(401, 'unauthorized', 'A valid X-Api-Key header is required.');

@@ -1,9 +1,9 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import type { AuthenticatedRequest } from './authenticated-request.js';
+import { requestOf } from './request-of.js';
 
-/** The authenticated account of the request. */
+/** The authenticated account of the request, on a route or a GraphQL resolver. */
 export const CurrentAccount = createParamDecorator((_: unknown, context: ExecutionContext): string => {
-  const account = context.switchToHttp().getRequest<AuthenticatedRequest>().user?.accountId;
+  const account = requestOf(context).user?.accountId;
   if (!account) throw new Error('CurrentAccount used on a route without authentication');
   return account;
 });

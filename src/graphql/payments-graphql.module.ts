@@ -1,5 +1,22 @@
+import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
 import { Module } from '@nestjs/common';
+import { GraphQLModule } from '@nestjs/graphql';
+import { PaymentsModule } from '../payments/payments.module.js';
+import { operationContext } from './operation-context.js';
+import { PaymentsResolver } from './payments.resolver.js';
 
-/** GraphQL for payments at /graphql: filled in by the GraphQL work. */
-@Module({})
+/** GraphQL for payments at /graphql (code-first, the schema built in memory), on Express or Fastify. */
+@Module({
+  imports: [
+    GraphQLModule.forRoot<ApolloDriverConfig>({
+      driver: ApolloDriver,
+      path: '/graphql',
+      autoSchemaFile: true,
+      sortSchema: true,
+      context: operationContext,
+    }),
+    PaymentsModule,
+  ],
+  providers: [PaymentsResolver],
+})
 export class PaymentsGraphqlModule {}

@@ -8,12 +8,28 @@ import type { loadGraphql } from './graphql-package.js';
 
 type GraphqlModule = Awaited<ReturnType<typeof loadGraphql>>;
 
+const refusals = new WeakSet<object>();
+
+/**
+ * Matches, in `@Catch()`, the GraphQL errors made by {@link refusalAsGraphqlError}, and no other:
+ * the library's filter answers them without Nest logging each refusal as an unhandled error, while
+ * the application's own GraphQL errors stay the application's. A marker rather than a subclass of
+ * `GraphQLError`, which would load `graphql` with the library.
+ */
+export class GraphqlRefusal {
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && refusals.has(value);
+  }
+}
+
 /** A contract refusal as a GraphQL error: `extensions.code` is the contract's code (R17). */
 export function refusalAsGraphqlError(graphql: GraphqlModule, error: IdempotencyError): GraphQLError {
   const retryAfter = error instanceof IdempotencyConflictError ? Number(error.headers['Retry-After']) : undefined;
-  return new graphql.GraphQLError(error.message, {
+  const refusal = new graphql.GraphQLError(error.message, {
     extensions: { code: error.code, status: error.getStatus(), ...(retryAfter === undefined ? {} : { retryAfter }) },
   });
+  refusals.add(refusal);
+  return refusal;
 }
 
 // Codes that say the mutation never really ran, as 400/401/403 do for routes (R14): not stored.

@@ -3,14 +3,12 @@ import { lastValueFrom, of, type Observable } from 'rxjs';
 import { resolveStoredAccount } from '../account/account-resolver.js';
 import { OnceRunner } from '../claims/once-runner.js';
 import { isReplayedFailure, jsonResultCodec } from '../claims/result-codec.js';
-import { IdempotencyKeyMissingError } from '../errors/idempotency-key-missing.error.js';
-import { IdempotencyError, type KeyCarrier } from '../errors/idempotency.error.js';
-import { InvalidIdempotencyKeyError } from '../errors/invalid-idempotency-key.error.js';
+import { IdempotencyError } from '../errors/idempotency.error.js';
 import { headerValues } from '../http/http-exchange.js';
 import { IdempotentRoutes } from '../idempotent-routes.js';
 import { RESOLVED_OPTIONS } from '../idempotency.constants.js';
 import type { ResolvedModuleOptions, ResolvedRouteOptions } from '../idempotency.options.js';
-import { describeKeyFormat, parseIdempotencyKey } from '../key/idempotency-key.parser.js';
+import { acceptKey } from '../key/accepted-key.js';
 import type { IdempotencyKeySource } from '../key/key-source.js';
 import { storedRecordKey } from '../key/stored-record-key.js';
 import { graphqlFailureCodec, refusalAsGraphqlError } from './graphql-errors.js';
@@ -91,26 +89,14 @@ export class IdempotentMutations {
     route: ResolvedRouteOptions,
   ): string | undefined {
     const from = source ?? { header: this.options.headerName };
-    let values: string[];
-    let name: string;
-    let carrier: KeyCarrier;
-    if ('argument' in from) {
+    if (typeof from !== 'function' && 'argument' in from) {
       const value = args?.[from.argument];
-      values = value === undefined || value === null ? [] : [String(value)];
-      [name, carrier] = [from.argument, 'argument'];
-    } else if ('header' in from) {
+      return acceptKey(value === undefined || value === null ? [] : [String(value)], { name: from.argument, carrier: 'argument' }, route);
+    }
+    if (typeof from !== 'function' && 'header' in from) {
       const incoming = request?.raw ?? (request as IncomingMessage | undefined);
-      values = incoming?.rawHeaders ? headerValues(incoming, from.header) : [];
-      [name, carrier] = [from.header, 'header'];
-    } else {
-      throw new Error(`nestjs-idempotency: a GraphQL mutation reads its key from { header } or { argument }, not ${JSON.stringify(from)}`);
+      return acceptKey(incoming?.rawHeaders ? headerValues(incoming, from.header) : [], { name: from.header, carrier: 'header' }, route);
     }
-    const parsed = parseIdempotencyKey(values, route.keyFormat);
-    if (parsed.ok) return parsed.key;
-    if (parsed.failure === 'missing') {
-      if (route.required) throw new IdempotencyKeyMissingError(name, carrier);
-      return undefined;
-    }
-    throw new InvalidIdempotencyKeyError(name, describeKeyFormat(route.keyFormat), carrier);
+    throw new Error(`nestjs-idempotency: a GraphQL mutation reads its key from { header } or { argument }, not ${String(JSON.stringify(from))}`);
   }
 }
