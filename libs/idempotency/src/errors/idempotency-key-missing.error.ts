@@ -5,6 +5,10 @@ import { IdempotencyError, type KeyCarrier } from './idempotency.error.js';
 export class IdempotencyKeyMissingError extends IdempotencyError {
   /** `carrier`: what holds the key, for the message; a mutation's argument or a message's payload property. */
   constructor(name: string, carrier: KeyCarrier = 'header') {
-    super('idempotency_key_missing', `This endpoint requires an ${name} ${carrier}.`, HttpStatus.BAD_REQUEST);
+    super(
+      'idempotency_key_missing',
+      carrier === 'header' ? `This endpoint requires an ${name} header.` : `This endpoint requires a key in its ${name} ${carrier}.`,
+      HttpStatus.BAD_REQUEST,
+    );
   }
 }
