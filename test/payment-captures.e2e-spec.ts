@@ -85,10 +85,13 @@ async function drained(queue: string): Promise<void> {
   // checkQueue counts ready messages only: an unacknowledged one shows once the consumer is gone.
 }
 
-describe.each(['mariadb', 'sqlite'] as const)('payment.capture events on the example API (%s)', (kind) => {
+describe.each([
+  ['mariadb', 'express'],
+  ['sqlite', 'fastify'],
+] as const)('payment.capture events on the example API (%s, %s)', (kind, platform) => {
   it('the same event published 20 times at once, and once more later, captures once; another event captures again (R23)', async () => {
     const queue = await newQueue();
-    const running = await startApp(kind, { RABBITMQ_URL, RABBITMQ_QUEUE: queue });
+    const running = await startApp(kind, { RABBITMQ_URL, RABBITMQ_QUEUE: queue, HTTP_PLATFORM: platform });
     await eventually(async () => (running.output().includes('consuming payment.capture') ? true : undefined), 200);
     const paymentId = await createPayment(running);
     const event = { eventId: `evt_${randomUUID()}`, paymentId, amount: 1200 };
