@@ -10,6 +10,9 @@ const platform: HttpPlatform = process.env.HTTP_PLATFORM === 'fastify' ? 'fastif
 const rateLimit = config.rateLimit ? [RateLimitModule.forRoot(config.rateLimit)] : [];
 const app = await createPaymentsApp(config, platform, undefined, rateLimit);
 const logger = new Logger('PaymentsApi');
+// Initialised before the consumer starts: a message already waiting in the queue is delivered at
+// once, and its guards and interceptors must be ready for it (listen() would initialise too late).
+await app.init();
 if (config.rabbitmq) startConsumer(config.rabbitmq);
 await app.listen(config.port, '127.0.0.1');
 logger.log(

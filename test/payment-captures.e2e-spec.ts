@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import amqp from 'amqplib';
 import { eventually, send, startAppProcess, type AppProcess } from './support/app-process.js';
+import { connectSql } from './support/sql-client.js';
 import { TcpProxy } from './support/tcp-proxy.js';
+import { rowWrittenUncommitted } from './support/uncommitted-writes.js';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './support/test-database.js';
 
 /**
@@ -60,7 +62,7 @@ async function createPayment(running: AppProcess, amount = 5000): Promise<string
 }
 
 /** Publishes as any producer would: Nest's RMQ envelope, persistent. */
-function publishCapture(queue: string, data: { eventId: string; paymentId: string; amount: number }): void {
+function publishCapture(queue: string, data: { eventId: string; paymentId: string; amount: number; processingMs?: number }): void {
   channel.sendToQueue(queue, Buffer.from(JSON.stringify({ pattern: 'payment.capture', data })), { persistent: true });
 }
 
@@ -115,6 +117,43 @@ describe.each([
     await running.stop();
     app = undefined;
     expect((await channel.checkQueue(queue)).messageCount).toBe(0);
+  });
+});
+
+describe.each(['mariadb', 'postgres'] as const)('a consumer killed while it captures (%s, atomic mode)', (kind) => {
+  it('leaves nothing behind: the redelivery to another instance captures once and is acknowledged (R23, R22a, R20)', async () => {
+    const queue = await newQueue();
+    database = await createTestDatabase(kind, 'captures_crash');
+    const env = { DATABASE_URL: database.databaseUrl ?? '', RABBITMQ_URL, RABBITMQ_QUEUE: queue };
+    const consuming = (instance: AppProcess) =>
+      eventually(async () => (instance.output().includes('consuming payment.capture') ? true : undefined), 200);
+    const sql = await connectSql(database.databaseUrl ?? '');
+    const doomed = await startAppProcess(env);
+    try {
+      await consuming(doomed);
+      const paymentId = await createPayment(doomed);
+      const event = { eventId: `evt_${randomUUID()}`, paymentId, amount: 900, processingMs: 3000 };
+      publishCapture(queue, event);
+      // The capture is written, not committed, and the delivery not acknowledged: kill -9 now.
+      await eventually(async () => ((await rowWrittenUncommitted(sql, 'captures', 'event_id', event.eventId)) ? true : undefined));
+      doomed.signal('SIGKILL');
+      await doomed.exited();
+
+      // Another instance starts with the redelivered event already waiting for it.
+      app = await startAppProcess(env);
+      await consuming(app);
+      const survivor = app;
+      await eventually(async () => ((await capturesOf(survivor, paymentId)).length > 0 ? true : undefined), 200);
+      // Acknowledged right after its commit: stopping the survivor returns nothing to the queue.
+      await survivor.stop();
+      app = undefined;
+      expect((await channel.checkQueue(queue)).messageCount).toBe(0);
+      const rows = await sql.rows<{ event_id: string }>('SELECT event_id FROM captures');
+      expect(rows.map((row) => row.event_id)).toEqual([event.eventId]);
+    } finally {
+      await doomed.stop();
+      await sql.end();
+    }
   });
 });
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { IdempotencyTransaction } from 'nestjs-idempotency';
@@ -39,6 +40,8 @@ export class CapturesService {
     };
     // Through the idempotency transaction: in atomic mode the row commits with the stored outcome.
     await this.transaction.manager.getRepository(Capture).insert(capture);
+    // Work after the write (a ledger call): lets a demo or a test crash the consumer here.
+    if (event.processingMs) await sleep(event.processingMs);
     return { status: 'captured', captureId: capture.id };
   }
 
