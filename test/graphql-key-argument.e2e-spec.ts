@@ -38,6 +38,14 @@ class TransfersResolver {
     this.runs.count++;
     return { run: this.runs.count, amount, at: new Date(Date.UTC(2026, 10, 29, this.runs.count)) };
   }
+
+  // A UUID key, optional: a refund without one simply runs.
+  @Mutation(() => Transfer)
+  @Idempotent({ key: { argument: 'requestId' } })
+  refund(@Args('requestId', { nullable: true }) _requestId: string, @Args('amount', { type: () => Int }) amount: number): Transfer {
+    this.runs.count++;
+    return { run: this.runs.count, amount, at: new Date(Date.UTC(2026, 10, 29, this.runs.count)) };
+  }
 }
 
 /** Keeps what Nest logs as errors: a refusal must not be one. */
@@ -133,6 +141,36 @@ describe('a GraphQL mutation keyed by its argument (R23)', () => {
     expect(malformed.errors?.[0]?.extensions).toMatchObject({ code: 'invalid_idempotency_key', status: 400 });
     expect(malformed.errors?.[0]?.message).toContain('reference argument');
     expect(await runs()).toBe(runsBefore);
+  });
+});
+
+async function operation(query: string): Promise<GraphqlAnswer & { data?: Record<string, { run: number } | null> | null }> {
+  const response = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ query }) });
+  return { ...((await response.json()) as Omit<GraphqlAnswer, 'replayed'>), replayed: response.headers.get('idempotency-replayed') } as never;
+}
+
+describe('a GraphQL mutation keyed by an optional UUID argument (R23)', () => {
+  it('takes every spelling of one UUID as the same key: the retry is a replay, not a reuse (R3, R9)', async () => {
+    const id = '7f1c9a52-3b4e-4d2a-9c61-2e8f0b5d4a17';
+    const first = await operation(`mutation { refund(requestId: "${id}", amount: 300) { run } }`);
+    const upper = await operation(`mutation { refund(requestId: "${id.toUpperCase()}", amount: 300) { run } }`);
+    const braced = await operation(`mutation { refund(requestId: "{${id}}", amount: 300) { run } }`);
+    expect(first.errors).toBeUndefined();
+    expect(upper).toEqual({ data: first.data, replayed: 'true' });
+    expect(braced).toEqual({ data: first.data, replayed: 'true' });
+  });
+
+  it('does not say Idempotency-Replayed when a field without its key ran beside a replayed one (R13)', async () => {
+    const id = '0b6d3e84-1f7a-4c59-8e2d-5a9c7f3b1e60';
+    // The record is the key and the field's response name: the retry keeps its alias.
+    await operation(`mutation { a: refund(requestId: "${id}", amount: 100) { run } }`);
+    const runsBefore = await runs();
+    const mixed = await operation(`mutation { a: refund(requestId: "${id}", amount: 100) { run } b: refund(amount: 100) { run } }`);
+    expect(mixed.errors).toBeUndefined();
+    expect(await runs()).toBe(runsBefore + 1);
+    expect(mixed.replayed).toBeNull();
+    const replayedAlone = await operation(`mutation { a: refund(requestId: "${id}", amount: 100) { run } }`);
+    expect(replayedAlone.replayed).toBe('true');
   });
 });
 

@@ -108,9 +108,9 @@ async function eventually<T>(probe: () => Promise<T | undefined> | T | undefined
   }
 }
 
-/** The outcomes published for one (scope, key), in order; the scope is `message:<pattern>[|account]`. */
+/** The outcomes published for one (scope, key), in order; the scope is `message:<pattern length>:<pattern>[:account]`. */
 function outcomesOf(pattern: string, key: string, account?: string): IdempotencyOutcome[] {
-  const scope = `message:${pattern}${account === undefined ? '' : `|${account}`}`;
+  const scope = `message:${pattern.length}:${pattern}${account === undefined ? '' : `:${account}`}`;
   const keyHash = createHash('sha256').update(`${scope}\0${key}`).digest('hex').slice(0, 16);
   return outcomes.filter((message) => message.keyHash === keyHash && message.transport === 'message').map((message) => message.outcome);
 }

@@ -170,6 +170,24 @@ describe.each(DATABASES)('IdempotencyService.runOnce on %s', (database, suite) =
     expect(runs).toBe(2);
   });
 
+  it('returns a result it cannot store (a BigInt) as it is and releases the key, rather than leave it claimed: the next call runs again (R23, R16b)', async () => {
+    const key = `evt_${randomUUID()}`;
+    let runs = 0;
+    const work = () => ({ run: ++runs, total: 10n ** 20n });
+    expect(await service.runOnce({ scope, key }, work)).toEqual({ run: 1, total: 10n ** 20n });
+    // Not a 409 until the lease ends: the key is free at once.
+    expect(await service.runOnce({ scope, key, inFlightWaitMs: 0 }, work)).toEqual({ run: 2, total: 10n ** 20n });
+  });
+
+  it('keeps dates as dates in a stored result (R23, R9)', async () => {
+    const key = `evt_${randomUUID()}`;
+    const at = new Date('2026-11-29T06:00:00.000Z');
+    await service.runOnce({ scope, key }, () => ({ at, nested: [{ at }] }));
+    const replayed = await service.runOnce({ scope, key }, () => ({ at: new Date(0), nested: [] }));
+    expect(replayed).toEqual({ at, nested: [{ at }] });
+    expect(replayed.at).toBeInstanceOf(Date);
+  });
+
   it('gives the function no transaction manager unless atomic is asked for (R23, R22)', async () => {
     let seen: RunOnceContext | undefined;
     await service.runOnce({ scope, key: `evt_${randomUUID()}` }, (context) => {
@@ -231,6 +249,21 @@ describe.each(['mariadb', 'postgres'] as const)('IdempotencyService.runOnce({ at
     expect(later).toEqual({ invoiced: true });
     expect(runs).toBe(2);
     expect(await effects(key)).toBe(1);
+  });
+
+  it('commits the writes of a result it cannot store and frees the key in the same commit (R23, R22a, R16b)', async () => {
+    const key = `evt_${randomUUID()}`;
+    let runs = 0;
+    const work = async ({ manager }: RunOnceContext) => {
+      runs++;
+      await manager!.createQueryBuilder().insert().into('job_effects').values({ id: randomUUID(), job: key }).execute();
+      return { total: 10n ** 20n };
+    };
+    expect(await service.runOnce({ scope, key, atomic: true }, work)).toEqual({ total: 10n ** 20n });
+    expect(await effects(key)).toBe(1);
+    await service.runOnce({ scope, key, atomic: true, inFlightWaitMs: 0 }, work);
+    expect(runs).toBe(2);
+    expect(await effects(key)).toBe(2);
   });
 
   it('puts writes made through the injected IdempotencyTransaction in the same transaction: rolled back on a throw (R23, R22)', async () => {

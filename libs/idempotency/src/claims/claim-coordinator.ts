@@ -182,7 +182,7 @@ export class ClaimCoordinator implements OnModuleInit {
    * Ends an atomic run whose response went out and cannot be stored (R16b): its writes commit, as
    * the response reports them, and the claim is deleted in the same commit.
    */
-  async commitReleasingAtomically(request: ClaimRequest, claim: Claim, unit: AtomicUnit, observation: RequestObservation, status: number): Promise<void> {
+  async commitReleasingAtomically(request: ClaimRequest, claim: Claim, unit: AtomicUnit, observation: RequestObservation, status?: number): Promise<void> {
     observation.settling();
     try {
       await observation.storeCall('release', () => unit.commitReleasing(claim));

@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { runInTransaction } from '../atomic/idempotency-transaction.js';
 import { IdempotencyConflictError } from '../errors/idempotency-conflict.error.js';
@@ -13,6 +13,7 @@ import {
   type Claim,
   type ClaimRequest,
   type IdempotencyStore,
+  type StoredResponse,
 } from '../store/idempotency-store.js';
 import { ClaimCoordinator, type AtomicCommit } from './claim-coordinator.js';
 import type { ResultCodec } from './result-codec.js';
@@ -26,6 +27,17 @@ export interface OnceResult<T> {
 
 /** A unit of work; in atomic mode `manager` is the transaction that commits with its stored result. */
 export type OnceWork<T> = (manager: EntityManager | undefined) => Promise<T>;
+
+/** What the work returned, or what it threw. */
+type WorkOutcome<T> = { readonly value: T } | { readonly error: unknown };
+
+const UNSTORABLE = Symbol('unstorable');
+
+/** What the caller gets for a run: its value, or its error thrown again. */
+function answer<T>(outcome: WorkOutcome<T>): OnceResult<T> {
+  if ('error' in outcome) throw outcome.error;
+  return { value: outcome.value, replayed: false };
+}
 
 /** A call that won its claim. */
 interface ClaimedCall {
@@ -46,6 +58,8 @@ interface ClaimedCall {
  */
 @Injectable()
 export class OnceRunner {
+  private readonly logger = new Logger('Idempotency');
+
   constructor(
     @Inject(IDEMPOTENCY_STORE) private readonly store: IdempotencyStore,
     private readonly claims: ClaimCoordinator,
@@ -57,18 +71,14 @@ export class OnceRunner {
     const acquired = await this.claims.acquire(request, route, source);
     if (acquired.kind === 'replay') return { value: codec.decode(acquired.record.response), replayed: true };
     const call: ClaimedCall = { request, claim: acquired.claim, observation: acquired.observation, route };
-    const heartbeat = this.startHeartbeat(call);
-    let value: T;
-    try {
-      value = await work(undefined);
-    } catch (error) {
-      heartbeat.stop();
-      await this.claims.settle(request, call.claim, codec.encodeFailure(error), route.ttlMs, call.observation);
-      throw error;
+    const outcome = await this.runWork(call, work, undefined);
+    const stored = this.encode(call, codec, outcome);
+    if (stored === UNSTORABLE) {
+      await this.claims.release(request, call.claim, call.observation, 'not_replayable');
+    } else {
+      await this.claims.settle(request, call.claim, stored, route.ttlMs, call.observation);
     }
-    heartbeat.stop();
-    await this.claims.settle(request, call.claim, codec.encode(value), route.ttlMs, call.observation);
-    return { value, replayed: false };
+    return answer(outcome);
   }
 
   private async runAtomically<T>(
@@ -84,27 +94,51 @@ export class OnceRunner {
     if (acquired.kind === 'replay') return { value: codec.decode(acquired.record.response), replayed: true };
     const { unit } = acquired;
     const call: ClaimedCall = { request, claim: acquired.claim, observation: acquired.observation, route };
+    const outcome = await this.runWork(call, () => runInTransaction(unit.manager, () => work(unit.manager)), unit);
+    const stored = this.encode(call, codec, outcome);
+    if (stored === UNSTORABLE) {
+      // The result went nowhere yet its writes are real, as a response sent but not storable (R16b):
+      // they commit, and the claim is deleted in the same commit.
+      await this.claims.commitReleasingAtomically(request, call.claim, unit, call.observation);
+      return answer(outcome);
+    }
+    if (!stored) {
+      await this.claims.rollBackAtomically(request, unit, call.observation);
+      return answer(outcome);
+    }
+    const committed = await this.claims.commitAtomically(request, call.claim, unit, stored, route.ttlMs, call.observation);
+    if (committed !== 'committed') return this.answerUncommitted(call, codec, committed);
+    call.observation.settled(undefined);
+    return answer(outcome);
+  }
+
+  /** Runs the work under a renewed lease; what it returned or threw. */
+  private async runWork<T>(call: ClaimedCall, work: OnceWork<T>, unit: AtomicUnit | undefined): Promise<WorkOutcome<T>> {
     const heartbeat = this.startHeartbeat(call, unit);
-    let outcome: { value: T } | { error: unknown };
     try {
-      outcome = { value: await runInTransaction(unit.manager, () => work(unit.manager)) };
+      return { value: await work(unit?.manager) };
     } catch (error) {
-      outcome = { error };
+      return { error };
     } finally {
       heartbeat.stop();
     }
-    const stored = 'value' in outcome ? codec.encode(outcome.value) : codec.encodeFailure(outcome.error);
-    if (!stored) {
-      await this.claims.rollBackAtomically(request, unit, call.observation);
-      throw (outcome as { error: unknown }).error;
+  }
+
+  /**
+   * What to store for the outcome: the codec's answer, or UNSTORABLE when it cannot encode it (a
+   * BigInt, a circular object). The key is then released rather than left claimed, and the caller
+   * still gets what the work returned or threw.
+   */
+  private encode<T>({ request }: ClaimedCall, codec: ResultCodec<T>, outcome: WorkOutcome<T>): StoredResponse | undefined | typeof UNSTORABLE {
+    try {
+      return 'value' in outcome ? codec.encode(outcome.value) : codec.encodeFailure(outcome.error);
+    } catch (error) {
+      this.logger.warn(
+        `${request.route}: the result cannot be stored (${error instanceof Error ? error.message : String(error)}); ` +
+          'it was returned as is and the key released, so a retry runs the work again',
+      );
+      return UNSTORABLE;
     }
-    const committed = await this.claims.commitAtomically(request, call.claim, unit, stored, route.ttlMs, call.observation);
-    if (committed === 'committed') {
-      call.observation.settled(undefined);
-      if ('error' in outcome) throw outcome.error;
-      return { value: outcome.value, replayed: false };
-    }
-    return this.answerUncommitted(call, codec, committed);
   }
 
   // Nothing of this run was committed: the caller gets the result of a run of the same call that

@@ -58,7 +58,11 @@ export function graphqlFailureCodec(graphql: GraphqlModule, storeResponse: Store
     describe(error): DescribedFailure | undefined {
       if (error instanceof graphql.GraphQLError) {
         const code = error.extensions?.code;
-        return typeof code === 'string' && !NEVER_RAN_CODES.has(code) ? { kind: 'graphql', message: error.message, extensions: { ...error.extensions } } : undefined;
+        if (typeof code !== 'string' || NEVER_RAN_CODES.has(code)) return undefined;
+        // A status it carries decides as for routes: a 503 or a 429 is not an answer to keep (R14).
+        const status = statusOf(error.extensions);
+        if (status !== undefined && !storeResponse(status)) return undefined;
+        return { kind: 'graphql', message: error.message, extensions: { ...error.extensions } };
       }
       if (error instanceof HttpException && storeResponse(error.getStatus())) {
         return { kind: 'http', status: error.getStatus(), response: error.getResponse() };
@@ -72,4 +76,11 @@ export function graphqlFailureCodec(graphql: GraphqlModule, storeResponse: Store
         : new HttpException(failure.response, failure.status);
     },
   };
+}
+
+/** The HTTP status a GraphQL error says it stands for: Apollo's `extensions.http.status`, or `extensions.status`. */
+function statusOf(extensions: Readonly<Record<string, unknown>> | undefined): number | undefined {
+  const http = extensions?.http as { status?: unknown } | undefined;
+  const status = http?.status ?? extensions?.status;
+  return typeof status === 'number' && Number.isInteger(status) ? status : undefined;
 }

@@ -58,13 +58,18 @@ export class IdempotentMutations {
     const request = operation?.req;
     const response = operation?.res ?? request?.res;
     try {
-      const key = this.keyOf(this.routes.declaredFor(handler)?.key, args, request, route);
-      if (key === undefined) return next.handle();
+      const source = this.routes.declaredFor(handler)?.key ?? { header: this.options.headerName };
+      const key = this.keyOf(source, args, request, route);
+      if (key === undefined) {
+        // Unguarded, so not replayed: the operation's response must not say it was.
+        if (request) markIdempotentField(request, response, false);
+        return next.handle();
+      }
       const field = `${info.parentType.name}.${info.fieldName}`;
       const claimRequest = {
         account: await resolveStoredAccount(this.options.account, request),
         key: storedRecordKey(key, String(info.path.key)),
-        fingerprint: route.fingerprint({ method: MUTATION, path: field, query: '', headers: {}, body: { arguments: args ?? {}, key }, rawBody: undefined }),
+        fingerprint: route.fingerprint({ method: MUTATION, path: field, query: '', headers: {}, body: { arguments: argumentsBesidesKey(args, source), key }, rawBody: undefined }),
         ttlMs: route.ttlMs,
         leaseMs: route.leaseMs,
         route: `graphql ${field}`,
@@ -83,12 +88,12 @@ export class IdempotentMutations {
 
   /** The field's key, undefined when it has none and needs none; a refusal when it is missing or malformed. */
   private keyOf(
-    source: IdempotencyKeySource | undefined,
+    source: IdempotencyKeySource,
     args: Record<string, unknown> | undefined,
     request: OperationContext['req'],
     route: ResolvedRouteOptions,
   ): string | undefined {
-    const from = source ?? { header: this.options.headerName };
+    const from = source;
     if (typeof from !== 'function' && 'argument' in from) {
       const value = args?.[from.argument];
       return acceptKey(value === undefined || value === null ? [] : [String(value)], { name: from.argument, carrier: 'argument' }, route);
@@ -99,4 +104,14 @@ export class IdempotentMutations {
     }
     throw new Error(`nestjs-idempotency: a GraphQL mutation reads its key from { header } or { argument }, not ${String(JSON.stringify(from))}`);
   }
+}
+
+/**
+ * The arguments that identify the request. A key argument is left out: it is in the fingerprint
+ * normalised, so that another spelling of the same UUID is the same request (R3).
+ */
+function argumentsBesidesKey(args: Record<string, unknown> | undefined, source: IdempotencyKeySource): Record<string, unknown> {
+  if (typeof source === 'function' || !('argument' in source) || !args) return args ?? {};
+  const { [source.argument]: _key, ...rest } = args;
+  return rest;
 }

@@ -24,7 +24,7 @@ interface MessageHandler {
 }
 
 const MESSAGE = 'MESSAGE';
-const SCOPE_PREFIX = 'message:';
+const JSON_PAYLOAD = { 'content-type': 'application/json' };
 // Where @nestjs/microservices records whether a handler serves events or requests (PatternHandler.EVENT = 2).
 const HANDLER_TYPE_METADATA = 'microservices:handler_type';
 const EVENT_HANDLER = 2;
@@ -50,12 +50,12 @@ export class IdempotentMessages {
   ) {}
 
   async intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
-    const handler = this.handlerFor(context.getHandler());
-    if (!handler) return next.handle();
     const rpc = context.switchToRpc();
-    const payload = rpc.getData<unknown>();
     const transport = rpc.getContext<unknown>();
-    const { declared, route } = handler;
+    const handler = this.handlerOrReject(context.getHandler(), transport);
+    if (!handler) return next.handle();
+    const payload = rpc.getData<unknown>();
+    const { declared } = handler;
     const pattern = patternOf(transport);
     let ran = false;
     const run = (): Promise<unknown> => {
@@ -63,7 +63,7 @@ export class IdempotentMessages {
       return lastValueFrom(next.handle(), { defaultValue: undefined });
     };
     try {
-      const key = this.keyOf(declared.key, payload, transport, route);
+      const key = this.keyOf(declared.key, payload, transport, handler.route);
       // Without a key there is no idempotency; a stream of replies then passes as it is, unless the
       // delivery is this adapter's to acknowledge.
       if (key === undefined && !declared.manualAck) return next.handle();
@@ -72,32 +72,51 @@ export class IdempotentMessages {
       if (declared.manualAck) settleDelivery(transport, 'ack');
       return of(value);
     } catch (error) {
-      if (ran) {
-        // The handler failed and its key is released: the broker's redelivery runs it again.
-        if (declared.manualAck) settleDelivery(transport, 'requeue');
-        throw error;
-      }
-      if (!(error instanceof IdempotencyError)) throw error;
-      const retryable = error instanceof IdempotencyConflictError || error instanceof IdempotencyUnavailableError;
-      if (declared.manualAck) settleDelivery(transport, retryable ? 'requeue' : 'ack');
-      this.logger.warn(`message ${pattern}: ${error.message} (${error.code}); ${retryable ? 'to be delivered again' : 'not run'}`);
-      // An event has nobody to answer: the warning is its refusal. A request gets the contract's code.
-      if (handler.isEvent) return of(undefined);
-      throw await refusalAsRpcException(error);
+      return this.failed(error, ran, pattern, handler, transport);
     }
+  }
+
+  /**
+   * Settles a delivery that did not end in a stored outcome, and answers it. A handler that threw
+   * released its key: the delivery is requeued, so the broker's redelivery runs it again. A
+   * refusal that a later delivery may pass (the first still in flight, the store down, or a run
+   * whose commit failed) is requeued too; one that no delivery can pass (another payload with the
+   * key, a malformed key, a key function that throws) is rejected, to the queue's dead-letter
+   * exchange if it has one.
+   */
+  private async failed(error: unknown, ran: boolean, pattern: string, handler: MessageHandler, transport: unknown): Promise<Observable<unknown>> {
+    const refusal = error instanceof IdempotencyError ? error : undefined;
+    const retryable = ran || refusal instanceof IdempotencyConflictError || refusal instanceof IdempotencyUnavailableError;
+    if (handler.declared.manualAck) settleDelivery(transport, retryable ? 'requeue' : 'reject');
+    if (!refusal) throw error;
+    this.logger.warn(`message ${pattern}: ${refusal.message} (${refusal.code}); ${retryable ? 'to be delivered again' : 'not run'}`);
+    // An event has nobody to answer: the warning is its refusal. A request gets the contract's code.
+    if (handler.isEvent) return of(undefined);
+    throw await refusalAsRpcException(refusal);
   }
 
   private runOnce(key: string, pattern: string, payload: unknown, { declared, route }: MessageHandler, run: () => Promise<unknown>) {
     const account = declared.accountFromPayload?.(payload);
     const request: ClaimRequest = {
-      account: storedAccount(`${SCOPE_PREFIX}${pattern}${account === undefined || account === null ? '' : `|${account}`}`),
+      account: storedAccount(messageScope(pattern, account)),
       key,
-      fingerprint: route.fingerprint({ method: MESSAGE, path: pattern, query: '', headers: {}, body: payload ?? null, rawBody: undefined }),
+      // As JSON whatever the payload: a number or a string is part of the fingerprint too.
+      fingerprint: route.fingerprint({ method: MESSAGE, path: pattern, query: '', headers: JSON_PAYLOAD, body: payload ?? null, rawBody: undefined }),
       ttlMs: route.ttlMs,
       leaseMs: route.leaseMs,
       route: `message ${pattern}`,
     };
     return this.runner.run(request, route, { transport: 'message', route: request.route }, jsonResultCodec<unknown>(), run);
+  }
+
+  /** The handler's options; a misdeclared one throws, after rejecting the delivery it cannot handle. */
+  private handlerOrReject(method: Function, transport: unknown): MessageHandler | null {
+    try {
+      return this.handlerFor(method);
+    } catch (error) {
+      if (this.routes.declaredFor(method)?.manualAck) settleDelivery(transport, 'reject');
+      throw error;
+    }
   }
 
   private handlerFor(method: Function): MessageHandler | null {
@@ -133,3 +152,11 @@ function presentValue(value: unknown): string[] {
   return typeof value === 'string' || typeof value === 'number' ? [String(value)] : [];
 }
 
+/**
+ * The stored account of a message's key: its pattern, and the payload's account when the handler
+ * names one. The pattern's length goes first, so that no pattern and account pair reads as another.
+ */
+function messageScope(pattern: string, account: string | number | null | undefined): string {
+  const scope = `message:${pattern.length}:${pattern}`;
+  return account === undefined || account === null ? scope : `${scope}:${account}`;
+}

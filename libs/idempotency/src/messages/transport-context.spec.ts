@@ -33,12 +33,14 @@ describe('reading a message key and pattern from the transport context (R23)', (
 });
 
 describe('settling a RabbitMQ delivery under manual acknowledgement (R23)', () => {
-  it('acknowledges it, or returns it to the queue for another delivery', () => {
+  it('acknowledges it, returns it to the queue for another delivery, or rejects it to a dead-letter exchange', () => {
     const { context, message, channel } = rmqContext({});
     settleDelivery(context, 'ack');
     expect(channel.ack).toHaveBeenCalledWith(message);
     settleDelivery(context, 'requeue');
-    expect(channel.nack).toHaveBeenCalledWith(message, false, true);
+    expect(channel.nack).toHaveBeenLastCalledWith(message, false, true);
+    settleDelivery(context, 'reject');
+    expect(channel.nack).toHaveBeenLastCalledWith(message, false, false);
   });
 
   it('does nothing on a transport without acknowledgements', () => {

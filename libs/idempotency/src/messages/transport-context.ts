@@ -43,15 +43,16 @@ export function messageHeaderValues(context: unknown, name: string): string[] {
 }
 
 /**
- * Settles a RabbitMQ delivery under manual acknowledgement: acknowledged when it is done with, or
- * returned to the queue for a later delivery. A no-op on transports without acknowledgements.
+ * Settles a RabbitMQ delivery under manual acknowledgement: acknowledged when it is done with,
+ * returned to the queue for a later delivery, or rejected (to the queue's dead-letter exchange, if
+ * it has one) when no delivery of it can succeed. A no-op on transports without acknowledgements.
  */
-export function settleDelivery(context: unknown, outcome: 'ack' | 'requeue'): void {
+export function settleDelivery(context: unknown, outcome: 'ack' | 'requeue' | 'reject'): void {
   if (!isRmqContext(context)) return;
   const channel = context.getChannelRef();
   const message = context.getMessage();
   if (outcome === 'ack') channel.ack(message);
-  else channel.nack(message, false, true);
+  else channel.nack(message, false, outcome === 'requeue');
 }
 
 function isRmqContext(context: unknown): context is RmqLikeContext {
