@@ -18,6 +18,7 @@ import {
   type RefundEvent,
   type RunningMessageApp,
   type SettleEvent,
+  type TaggedEvent,
 } from './support/message-handlers-app.js';
 import { countOf, createTestDatabase, queryRows, type TestDatabase } from './support/test-database.js';
 
@@ -202,7 +203,7 @@ describe('@Idempotent() on RabbitMQ handlers (manual acknowledgement)', () => {
     expect(await messagesLeftAfterConsumerStops(queue)).toBe(0);
   });
 
-  it('acknowledges, without running the handler, an event whose id comes again with another payload (R23, R10)', async () => {
+  it('rejects, without running the handler, an event whose id comes again with another payload (R23, R10)', async () => {
     const queue = await newQueue();
     const app = await start({ ackedQueue: queue });
     const eventId = `evt_${randomUUID()}`;
@@ -215,7 +216,23 @@ describe('@Idempotent() on RabbitMQ handlers (manual acknowledgement)', () => {
     expect(outcomesOf(MESSAGE_PATTERNS.captured, eventId)).toEqual(['fresh', 'reuse']);
     expect(app.runs.count(MESSAGE_PATTERNS.captured, eventId)).toBe(1);
     expect(await effectsOf(MESSAGE_PATTERNS.captured, eventId)).toBe(1);
-    // Refused for good: acknowledged, not requeued to be refused again.
+    // Refused for good: rejected (to a dead-letter exchange, if the queue had one), not requeued to be refused again.
+    expect(await messagesLeftAfterConsumerStops(queue)).toBe(0);
+  });
+
+  it('rejects an event whose key function throws, without running the handler, and goes on consuming (R23, R17)', async () => {
+    const queue = await newQueue();
+    const app = await start({ ackedQueue: queue });
+    const id = `tag_${randomUUID()}`;
+
+    publish(queue, MESSAGE_PATTERNS.tagged, {} satisfies TaggedEvent);
+    publish(queue, MESSAGE_PATTERNS.tagged, { meta: { id } } satisfies TaggedEvent);
+    publish(queue, MESSAGE_PATTERNS.tagged, { meta: { id } } satisfies TaggedEvent);
+    await finalOutcomes(2, MESSAGE_PATTERNS.tagged, id);
+
+    expect(app.runs.count(MESSAGE_PATTERNS.tagged, id)).toBe(1);
+    expect(await effectsOf(MESSAGE_PATTERNS.tagged, id)).toBe(1);
+    // The keyless one was settled too: nothing comes back when the consumer goes.
     expect(await messagesLeftAfterConsumerStops(queue)).toBe(0);
   });
 

@@ -22,6 +22,8 @@ export const MESSAGE_PATTERNS = {
   quote: 'payment.quote',
   /** RabbitMQ event, key in the `x-event-id` header, scoped by the payload's account. */
   refunded: 'payment.refunded',
+  /** RabbitMQ event, key from a function of the payload, acknowledged by the library. */
+  tagged: 'payment.tagged',
   /** NATS event, key in the `x-event-id` header. */
   settled: `test-messages-${RUN}.payment.settled`,
 } as const;
@@ -39,6 +41,11 @@ export interface CaptureEvent {
   readonly amount: number;
   /** How long the handler works before its write, so duplicates find it in flight. */
   readonly workMs?: number;
+}
+
+/** An event whose key a function finds at `meta.id`; a payload without `meta` makes the function throw. */
+export interface TaggedEvent {
+  readonly meta?: { readonly id: string };
 }
 
 export interface QuoteRequest {
@@ -125,6 +132,13 @@ class MessageHandlers {
     this.runs.record(MESSAGE_PATTERNS.captured, id);
     await sleep(event.workMs ?? 0);
     await this.effects.record(MESSAGE_PATTERNS.captured, id);
+  }
+
+  @EventPattern<string>(MESSAGE_PATTERNS.tagged, Transport.RMQ)
+  @Idempotent({ key: (payload) => (payload as Required<TaggedEvent>).meta.id, manualAck: true })
+  async tagged(@Payload() event: Required<TaggedEvent>): Promise<void> {
+    this.runs.record(MESSAGE_PATTERNS.tagged, event.meta.id);
+    await this.effects.record(MESSAGE_PATTERNS.tagged, event.meta.id);
   }
 
   @EventPattern<string>(MESSAGE_PATTERNS.flaky, Transport.RMQ)
