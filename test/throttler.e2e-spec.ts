@@ -10,7 +10,7 @@ import { eventually, send, startAppProcess, type AppProcess, type RawAnswer } fr
 // these tests talk to the built example API (`npm run build` first), where main.ts adds the limit.
 const LIMIT = 5;
 // One account per test, so that each test starts with a full budget of its own.
-const ACCOUNTS = ['replays', 'in-flight', 'reuse', 'no-key', 'first', 'second', 'released'] as const;
+const ACCOUNTS = ['replays', 'in-flight', 'reuse', 'no-key', 'first', 'second', 'released', 'graphql'] as const;
 type Account = (typeof ACCOUNTS)[number];
 const API_KEYS = ACCOUNTS.map((account) => `key-${account}:${account}`).join(',');
 
@@ -36,6 +36,25 @@ async function freshPayments(app: AppProcess, account: Account, count: number): 
     statuses.push((await pay(app, account, randomUUID(), paymentBody(`cus_${randomUUID()}`))).status);
   }
   return statuses;
+}
+
+interface MutationAnswer {
+  readonly data?: { createPayment: { id: string } } | null;
+  readonly errors?: readonly { extensions?: Record<string, unknown> }[];
+  readonly replayed: string | null;
+}
+
+/** The createPayment mutation over GraphQL, for the 'graphql' account. */
+async function createPayment(app: AppProcess, key: string, input: PaymentBody): Promise<MutationAnswer> {
+  const response = await fetch(`${app.url}/graphql`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-Api-Key': 'key-graphql', 'Idempotency-Key': key },
+    body: JSON.stringify({
+      query: 'mutation($input: CreatePaymentInput!) { createPayment(input: $input) { id customerId } }',
+      variables: { input },
+    }),
+  });
+  return { ...((await response.json()) as Omit<MutationAnswer, 'replayed'>), replayed: response.headers.get('idempotency-replayed') };
 }
 
 function expectRateLimited(answer: RawAnswer): void {
@@ -75,6 +94,26 @@ describe.each(['express', 'fastify'] as const)(
     afterAll(async () => {
       await Promise.all([app?.stop(), shortWindow?.stop()]);
       rmSync(folder, { recursive: true, force: true });
+    });
+
+    it(`charges the first createPayment mutation but none of its 20 replays over GraphQL; ${LIMIT - 1} more fit, the next is refused with rate_limited, and a replay still passes then (R24, R23)`, async () => {
+      const key = randomUUID();
+      const input = paymentBody(`cus_${randomUUID()}`);
+      const first = await createPayment(app, key, input);
+      expect(first.errors).toBeUndefined();
+      expect(first.replayed).toBeNull();
+
+      const replays = await Promise.all(Array.from({ length: 20 }, () => createPayment(app, key, input)));
+      for (const replay of replays) expect(replay).toEqual({ data: first.data, replayed: 'true' });
+
+      for (let i = 0; i < LIMIT - 1; i++) {
+        expect((await createPayment(app, randomUUID(), paymentBody(`cus_${randomUUID()}`))).errors).toBeUndefined();
+      }
+      const limited = await createPayment(app, randomUUID(), paymentBody(`cus_${randomUUID()}`));
+      expect(limited.data).toBeNull();
+      expect(limited.errors?.[0]?.extensions).toMatchObject({ code: 'rate_limited', status: 429 });
+
+      expect(await createPayment(app, key, input)).toEqual({ data: first.data, replayed: 'true' });
     });
 
     it(`charges the first payment but none of its 20 replays, which are all 201 and byte-identical; ${LIMIT - 1} more fresh payments fit, the next gets 429 rate_limited with Retry-After, and a replay still passes then (R24, R9)`, async () => {

@@ -2,14 +2,15 @@ import { Module, type DynamicModule, type ExecutionContext } from '@nestjs/commo
 import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
 import type { RateLimitConfig } from '../config/app-config.js';
+import { PaymentsResolver } from '../graphql/payments.resolver.js';
 import { PaymentsController } from '../payments/payments.controller.js';
 import { AccountThrottlerGuard } from './account-throttler.guard.js';
 
-// The route that moves money is the one limited; reads and the other routes are not.
-const LIMITED_HANDLERS: ReadonlySet<unknown> = new Set([PaymentsController.prototype.create]);
+// What moves money is limited, over REST and GraphQL; reads and the other routes are not.
+const LIMITED_HANDLERS: ReadonlySet<unknown> = new Set([PaymentsController.prototype.create, PaymentsResolver.prototype.createPayment]);
 
 /**
- * `POST /v1/payments` limited per account (R24: replays are free). Loaded by main.ts only:
+ * `POST /v1/payments` and the `createPayment` mutation limited per account (R24: replays are free). Loaded by main.ts only:
  * `@nestjs/throttler` is CommonJS and cannot be loaded where Jest builds the app in-process.
  */
 @Module({})

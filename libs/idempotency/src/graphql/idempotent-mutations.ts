@@ -11,6 +11,7 @@ import type { ResolvedModuleOptions, ResolvedRouteOptions } from '../idempotency
 import { acceptKey } from '../key/accepted-key.js';
 import type { IdempotencyKeySource } from '../key/key-source.js';
 import { storedRecordKey } from '../key/stored-record-key.js';
+import type { ClaimRequest } from '../store/idempotency-store.js';
 import { graphqlFailureCodec, refusalAsGraphqlError } from './graphql-errors.js';
 import { loadGraphql } from './graphql-package.js';
 import { markIdempotentField } from './replayed-operation.js';
@@ -28,6 +29,16 @@ interface ResolveInfo {
 interface OperationContext {
   readonly req?: { readonly raw?: IncomingMessage; readonly res?: object } & object;
   readonly res?: object;
+}
+
+/** A field of an idempotent mutation, as its resolver is about to run. */
+interface IdempotentField {
+  readonly args: Record<string, unknown> | undefined;
+  readonly info: ResolveInfo;
+  readonly route: ResolvedRouteOptions;
+  readonly request: OperationContext['req'];
+  readonly response: object | undefined;
+  readonly source: IdempotencyKeySource;
 }
 
 // Not a write method of routes: only mutations marked @Idempotent() are idempotent, whatever applyToAllWrites says.
@@ -49,31 +60,17 @@ export class IdempotentMutations {
   ) {}
 
   async intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
-    const [, args, operation, info] = context.getArgs<[unknown, Record<string, unknown>, OperationContext, ResolveInfo]>();
-    if (info?.operation?.operation !== 'mutation') return next.handle();
-    const handler = context.getHandler();
-    const route = this.routes.optionsForHandler(handler, MUTATION);
-    if (!route) return next.handle();
+    const field = this.idempotentFieldOf(context);
+    if (!field) return next.handle();
     const graphql = await loadGraphql();
-    const request = operation?.req;
-    const response = operation?.res ?? request?.res;
+    const { request, response, route } = field;
     try {
-      const source = this.routes.declaredFor(handler)?.key ?? { header: this.options.headerName };
-      const key = this.keyOf(source, args, request, route);
-      if (key === undefined) {
+      const claimRequest = await this.claimRequestOf(field);
+      if (!claimRequest) {
         // Unguarded, so not replayed: the operation's response must not say it was.
         if (request) markIdempotentField(request, response, false);
         return next.handle();
       }
-      const field = `${info.parentType.name}.${info.fieldName}`;
-      const claimRequest = {
-        account: await resolveStoredAccount(this.options.account, request),
-        key: storedRecordKey(key, String(info.path.key)),
-        fingerprint: route.fingerprint({ method: MUTATION, path: field, query: '', headers: {}, body: { arguments: argumentsBesidesKey(args, source), key }, rawBody: undefined }),
-        ttlMs: route.ttlMs,
-        leaseMs: route.leaseMs,
-        route: `graphql ${field}`,
-      };
       const codec = jsonResultCodec<unknown>(graphqlFailureCodec(graphql, route.storeResponse));
       const result = await this.runner.run(claimRequest, route, { transport: 'graphql', route: claimRequest.route }, codec, () =>
         lastValueFrom(next.handle(), { defaultValue: null }),
@@ -84,6 +81,50 @@ export class IdempotentMutations {
       if (request) markIdempotentField(request, response, isReplayedFailure(error));
       throw error instanceof IdempotencyError ? refusalAsGraphqlError(graphql, error) : error;
     }
+  }
+
+  /**
+   * What a keyed field of an idempotent mutation claims, as its run would, for the throttler's
+   * forecast of a replay (R24); undefined for any other field, or one without a key. Throws the
+   * refusal for a malformed or missing required key, as the run would.
+   */
+  async claimRequestFor(context: ExecutionContext): Promise<{ readonly request: ClaimRequest; readonly route: ResolvedRouteOptions } | undefined> {
+    const field = this.idempotentFieldOf(context);
+    const request = field && (await this.claimRequestOf(field));
+    return request && { request, route: field.route };
+  }
+
+  /** The field being resolved, when it is a field of a mutation marked `@Idempotent()`. */
+  private idempotentFieldOf(context: ExecutionContext): IdempotentField | undefined {
+    const [, args, operation, info] = context.getArgs<[unknown, Record<string, unknown>, OperationContext, ResolveInfo]>();
+    if (info?.operation?.operation !== 'mutation') return undefined;
+    const handler = context.getHandler();
+    const route = this.routes.optionsForHandler(handler, MUTATION);
+    if (!route) return undefined;
+    const request = operation?.req;
+    return {
+      args,
+      info,
+      route,
+      request,
+      response: operation?.res ?? request?.res,
+      source: this.routes.declaredFor(handler)?.key ?? { header: this.options.headerName },
+    };
+  }
+
+  /** The field's claim: undefined when it has no key and needs none; a refusal when its key is missing or malformed. */
+  private async claimRequestOf({ args, info, route, request, source }: IdempotentField): Promise<ClaimRequest | undefined> {
+    const key = this.keyOf(source, args, request, route);
+    if (key === undefined) return undefined;
+    const field = `${info.parentType.name}.${info.fieldName}`;
+    return {
+      account: await resolveStoredAccount(this.options.account, request),
+      key: storedRecordKey(key, String(info.path.key)),
+      fingerprint: route.fingerprint({ method: MUTATION, path: field, query: '', headers: {}, body: { arguments: argumentsBesidesKey(args, source), key }, rawBody: undefined }),
+      ttlMs: route.ttlMs,
+      leaseMs: route.leaseMs,
+      route: `graphql ${field}`,
+    };
   }
 
   /** The field's key, undefined when it has none and needs none; a refusal when it is missing or malformed. */

@@ -1,6 +1,7 @@
 import type { ExecutionContext } from '@nestjs/common';
 import { resolveStoredAccount } from '../account/account-resolver.js';
 import { headerValues, httpExchangeOf, type HttpExchange } from '../http/http-exchange.js';
+import type { IdempotentMutations } from '../graphql/idempotent-mutations.js';
 import type { IdempotentRoutes } from '../idempotent-routes.js';
 import type { ResolvedModuleOptions, ResolvedRouteOptions } from '../idempotency.options.js';
 import { parseIdempotencyKey } from '../key/idempotency-key.parser.js';
@@ -8,8 +9,8 @@ import { requestKeyOf } from '../key/request-key.js';
 import type { IdempotencyStore } from '../store/idempotency-store.js';
 
 /**
- * Tells, while guards run and before the interceptor claims anything, whether a request will be
- * answered by an earlier run of itself: the store holds a record for its (account, key) with its
+ * Tells, while guards run and before the interceptor claims anything, whether a request (or a
+ * field of an idempotent GraphQL mutation) will be answered by an earlier run of itself: the store holds a record for its (account, key) with its
  * fingerprint, either completed (a replay, R9) or in flight under a live lease (a retry that waits
  * for that run, R11). One `inspect` per keyed request on an idempotent route, none otherwise.
  *
@@ -22,12 +23,14 @@ export class ReplayForecast {
     private readonly routes: IdempotentRoutes,
     private readonly options: ResolvedModuleOptions,
     private readonly store: IdempotencyStore,
+    private readonly mutations?: IdempotentMutations,
   ) {}
 
   async isReplay(context: ExecutionContext): Promise<boolean> {
-    if (context.getType() !== 'http') return false;
+    const transport = context.getType<'http' | 'graphql'>();
+    if (transport !== 'http' && transport !== 'graphql') return false;
     try {
-      return await this.lookUp(context);
+      return transport === 'http' ? await this.lookUp(context) : await this.lookUpMutation(context);
     } catch {
       // Fail towards counting: the interceptor asks the store again and answers as usual (503 if it
       // is down, R18), and a refusing resolver's answer comes from the interceptor too.
@@ -45,6 +48,15 @@ export class ReplayForecast {
     const record = await this.store.inspect(account, key);
     // Hashed only when there is something to compare with: a fresh key costs no fingerprint here.
     if (!record || record.fingerprint !== route.fingerprint(exchange.fingerprintInput)) return false;
+    return record.status === 'completed' || record.leaseRemainingMs > 0;
+  }
+
+  /** The same for a field of an idempotent GraphQL mutation: its record is its key and its response name. */
+  private async lookUpMutation(context: ExecutionContext): Promise<boolean> {
+    const claim = await this.mutations?.claimRequestFor(context);
+    if (!claim) return false;
+    const record = await this.store.inspect(claim.request.account, claim.request.key);
+    if (!record || record.fingerprint !== claim.request.fingerprint) return false;
     return record.status === 'completed' || record.leaseRemainingMs > 0;
   }
 
