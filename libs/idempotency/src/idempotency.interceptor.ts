@@ -11,8 +11,6 @@ import { resolveStoredAccount } from './account/account-resolver.js';
 import { runInTransaction } from './atomic/idempotency-transaction.js';
 import { ClaimCoordinator } from './claims/claim-coordinator.js';
 import { renderIdempotencyError } from './errors/error-formatter.js';
-import { IdempotencyConflictError } from './errors/idempotency-conflict.error.js';
-import { IdempotencyUnavailableError } from './errors/idempotency-unavailable.error.js';
 import type { IdempotencyError } from './errors/idempotency.error.js';
 import { IdempotentMutations } from './graphql/idempotent-mutations.js';
 import { httpExchangeOf, type HttpExchange } from './http/http-exchange.js';
@@ -128,13 +126,13 @@ export class IdempotencyInterceptor implements NestInterceptor {
         if (!stored) return this.claims.rollBackAtomically(claimRequest, unit, observation, 'released', status);
         const committed = await this.claims.commitAtomically(claimRequest, claim, unit, stored, run.route.ttlMs, observation);
         if (committed === 'committed') return observation.settled(status);
-        // Nothing of this run was committed (R20, R22a). If a run of the same request did commit
-        // (the database ended this one's session and another took the key), this run lost its claim
-        // and its client gets that run's answer; otherwise 409, or 503 when the commit failed.
-        const winner = await this.claims.winnerAfter(claimRequest, observation, committed);
-        const answer = winner ? replayedResponse(winner) : this.errorResponse(committed === 'failed' ? new IdempotencyUnavailableError() : this.conflict(run));
-        observation.settled(answer.status, winner || committed !== 'failed' ? undefined : 'unavailable');
-        return answer;
+        // Nothing of this run was committed: its client gets the answer of the run that took its
+        // claim over, else the refusal, in place of the response the handler produced.
+        try {
+          return replayedResponse(await this.claims.answerUncommitted(claimRequest, observation, committed, run.route));
+        } catch (refusal) {
+          return this.errorResponse(refusal as IdempotencyError);
+        }
       },
       // The response is already on its way and cannot be stored: keep the writes it reports, and
       // free the key, exactly as without atomic mode (R16b).
@@ -150,14 +148,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
   private runCaptured(run: ClaimedRun, next: CallHandler, outcome: CapturedOutcome, unit?: AtomicUnit): Observable<unknown> {
     const { exchange, route, claimRequest, observation } = run;
     let settled = false;
-    const heartbeat = this.heartbeats.start(run.claim, {
-      // An atomic claim lives in its transaction: renewing it there keeps the session alive too.
-      ...(unit ? { renew: (claim: Claim, leaseMs: number) => unit.renew(claim, leaseMs) } : {}),
-      leaseMs: route.leaseMs,
-      maxHoldMs: route.maxLockHoldMs,
-      onLost: () => this.claims.claimLost(claimRequest, observation),
-      onRenewed: (durationMs, ok) => observation.backgroundStoreCall('renew', durationMs, ok),
-    });
+    const heartbeat = this.heartbeats.start(run.claim, this.claims.leasePlan(claimRequest, observation, route, unit));
     captureResponse(exchange.outgoing, {
       handlerSettled: () => settled,
       representation: exchange.reply.recordRepresentation(),
@@ -181,10 +172,6 @@ export class IdempotencyInterceptor implements NestInterceptor {
   private storable(route: ResolvedRouteOptions, response: CapturedResponse): StoredResponse | undefined {
     if (!route.storeResponse(response.status)) return undefined;
     return { status: response.status, headers: pickStoredHeaders(response.headers, route.storedHeaders), body: response.body };
-  }
-
-  private conflict(run: ClaimedRun): IdempotencyError {
-    return new IdempotencyConflictError(run.route.inFlightWaitMs / 1000);
   }
 
   private errorResponse(error: IdempotencyError): ReplacementResponse {

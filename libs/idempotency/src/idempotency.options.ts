@@ -71,10 +71,10 @@ export interface IdempotentHandlerOptions extends IdempotencyRouteOptions {
   /**
    * Message handlers only: the transport acknowledges by hand (RabbitMQ with `noAck: false`) and
    * the library does it, so the handler must not: a delivery is acknowledged once its outcome is
-   * stored (a crash before then redelivers it) or replayed, or when it is refused for good (another
-   * payload with its key, a malformed key); it is requeued when the handler threw (its key
-   * released) or when a later delivery may pass (the first still in flight past the wait, the
-   * store down). Default false.
+   * stored (a crash before then redelivers it) or replayed; it is requeued when the handler threw
+   * (its key released) or when a later delivery may pass (the first still in flight past the wait,
+   * the store down); it is rejected, to a dead-letter exchange if the queue has one, when no
+   * delivery can pass (another payload with its key, a malformed key). Default false.
    */
   manualAck?: boolean;
 }

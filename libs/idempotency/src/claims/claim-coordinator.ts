@@ -5,7 +5,9 @@ import { IdempotencyUnavailableError } from '../errors/idempotency-unavailable.e
 import type { IdempotencyStoreOperation } from '../observability/idempotency-channels.js';
 import { RequestObservation, type ObservedSource, type RunOutcome } from '../observability/request-observation.js';
 import { loadOpenTelemetry } from '../observability/request-tracing.js';
+import type { ResolvedRouteOptions } from '../idempotency.options.js';
 import { pollWithBackoff, waitForSettledRecord } from '../lease/in-flight-wait.js';
+import type { HeartbeatPlan } from '../lease/lease-heartbeats.js';
 import {
   IDEMPOTENCY_STORE,
   type AtomicClaimOutcome,
@@ -195,17 +197,48 @@ export class ClaimCoordinator implements OnModuleInit {
   }
 
   /**
-   * After an atomic run that did not commit: the record of a run of the same request that did, to
-   * answer with; a run whose commit failed because another had taken the key has lost its claim to
-   * it (R20). A failed read counts as none.
+   * The answer to an atomic run that did not commit (R20, R22a): nothing of it was stored. If a run
+   * of the same request did commit (the database ended this one's session and another took the
+   * key), this run lost its claim to it and its caller gets that run's record; otherwise the caller
+   * gets a 409 to retry, or a 503 when the commit failed. The outcome is published either way.
    */
-  async winnerAfter(request: ClaimRequest, observation: RequestObservation, committed: Exclude<AtomicCommit, 'committed'>): Promise<CompletedRecord | undefined> {
+  async answerUncommitted(
+    request: ClaimRequest,
+    observation: RequestObservation,
+    committed: Exclude<AtomicCommit, 'committed'>,
+    policy: Pick<AcquirePolicy, 'inFlightWaitMs'>,
+  ): Promise<CompletedRecord> {
     const winner = await observation
       .storeCall('inspect', () => this.store.inspect(request.account, request.key))
       .catch(() => undefined);
-    if (winner?.status !== 'completed' || winner.fingerprint !== request.fingerprint) return undefined;
-    if (committed === 'failed') this.claimLost(request, observation);
-    return winner;
+    if (winner?.status === 'completed' && winner.fingerprint === request.fingerprint) {
+      if (committed === 'failed') this.claimLost(request, observation);
+      observation.settled(winner.response.status);
+      return winner;
+    }
+    const refusal = committed === 'failed' ? new IdempotencyUnavailableError() : new IdempotencyConflictError(policy.inFlightWaitMs / 1000);
+    observation.settled(refusal.getStatus(), committed === 'failed' ? 'unavailable' : undefined);
+    throw refusal;
+  }
+
+  /**
+   * How a claimed run's lease is renewed while it runs (R20): through the store, or inside its
+   * transaction for an atomic claim (which keeps the session alive too); each renewal is observed
+   * (R27) and a lost claim is logged.
+   */
+  leasePlan(
+    request: ClaimRequest,
+    observation: RequestObservation,
+    route: Pick<ResolvedRouteOptions, 'leaseMs' | 'maxLockHoldMs'>,
+    unit?: AtomicUnit,
+  ): HeartbeatPlan {
+    return {
+      ...(unit ? { renew: (held: Claim, leaseMs: number) => unit.renew(held, leaseMs) } : {}),
+      leaseMs: route.leaseMs,
+      maxHoldMs: route.maxLockHoldMs,
+      onLost: () => this.claimLost(request, observation),
+      onRenewed: (durationMs, ok) => observation.backgroundStoreCall('renew', durationMs, ok),
+    };
   }
 
   /**

@@ -1,10 +1,8 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { runInTransaction } from '../atomic/idempotency-transaction.js';
-import { IdempotencyConflictError } from '../errors/idempotency-conflict.error.js';
-import { IdempotencyUnavailableError } from '../errors/idempotency-unavailable.error.js';
 import type { ResolvedRouteOptions } from '../idempotency.options.js';
-import { LeaseHeartbeats, type LeaseHeartbeat } from '../lease/lease-heartbeats.js';
+import { LeaseHeartbeats } from '../lease/lease-heartbeats.js';
 import type { ObservedSource, RequestObservation } from '../observability/request-observation.js';
 import { atomicUnsupportedReasonOf } from '../store/atomic-support.js';
 import {
@@ -114,7 +112,7 @@ export class OnceRunner {
 
   /** Runs the work under a renewed lease; what it returned or threw. */
   private async runWork<T>(call: ClaimedCall, work: OnceWork<T>, unit: AtomicUnit | undefined): Promise<WorkOutcome<T>> {
-    const heartbeat = this.startHeartbeat(call, unit);
+    const heartbeat = this.heartbeats.start(call.claim, this.claims.leasePlan(call.request, call.observation, call.route, unit));
     try {
       return { value: await work(unit?.manager) };
     } catch (error) {
@@ -141,23 +139,10 @@ export class OnceRunner {
     }
   }
 
-  // Nothing of this run was committed: the caller gets the result of a run of the same call that
-  // did commit (this run lost its claim to it), or an error it must not take as done.
+  // Nothing of this run was committed: the caller gets the result of the run that took its claim
+  // over, else the refusal (409, or 503 when the commit failed).
   private async answerUncommitted<T>({ request, observation, route }: ClaimedCall, codec: ResultCodec<T>, committed: Exclude<AtomicCommit, 'committed'>): Promise<OnceResult<T>> {
-    const winner = await this.claims.winnerAfter(request, observation, committed);
-    observation.settled(undefined, winner || committed !== 'failed' ? undefined : 'unavailable');
-    if (winner) return { value: codec.decode(winner.response), replayed: true };
-    throw committed === 'failed' ? new IdempotencyUnavailableError() : new IdempotencyConflictError(route.inFlightWaitMs / 1000);
-  }
-
-  private startHeartbeat({ request, claim, observation, route }: ClaimedCall, unit?: AtomicUnit): LeaseHeartbeat {
-    return this.heartbeats.start(claim, {
-      // An atomic claim lives in its transaction: renewing it there keeps the session alive too.
-      ...(unit ? { renew: (held: Claim, leaseMs: number) => unit.renew(held, leaseMs) } : {}),
-      leaseMs: route.leaseMs,
-      maxHoldMs: route.maxLockHoldMs,
-      onLost: () => this.claims.claimLost(request, observation),
-      onRenewed: (durationMs, ok) => observation.backgroundStoreCall('renew', durationMs, ok),
-    });
+    const winner = await this.claims.answerUncommitted(request, observation, committed, route);
+    return { value: codec.decode(winner.response), replayed: true };
   }
 }

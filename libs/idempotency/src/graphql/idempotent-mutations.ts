@@ -53,6 +53,8 @@ const MUTATION = 'MUTATION';
  */
 @Injectable()
 export class IdempotentMutations {
+  private readonly claimsByField = new WeakMap<ResolveInfo, Promise<ClaimRequest | undefined>>();
+
   constructor(
     private readonly routes: IdempotentRoutes,
     private readonly runner: OnceRunner,
@@ -88,10 +90,9 @@ export class IdempotentMutations {
    * forecast of a replay (R24); undefined for any other field, or one without a key. Throws the
    * refusal for a malformed or missing required key, as the run would.
    */
-  async claimRequestFor(context: ExecutionContext): Promise<{ readonly request: ClaimRequest; readonly route: ResolvedRouteOptions } | undefined> {
+  async claimRequestFor(context: ExecutionContext): Promise<ClaimRequest | undefined> {
     const field = this.idempotentFieldOf(context);
-    const request = field && (await this.claimRequestOf(field));
-    return request && { request, route: field.route };
+    return field && this.claimRequestOf(field);
   }
 
   /** The field being resolved, when it is a field of a mutation marked `@Idempotent()`. */
@@ -112,8 +113,21 @@ export class IdempotentMutations {
     };
   }
 
-  /** The field's claim: undefined when it has no key and needs none; a refusal when its key is missing or malformed. */
-  private async claimRequestOf({ args, info, route, request, source }: IdempotentField): Promise<ClaimRequest | undefined> {
+  /**
+   * The field's claim: undefined when it has no key and needs none; a refusal when its key is
+   * missing or malformed. Worked out once per field resolution (its resolve info is its own
+   * object), though the throttler's forecast asks before the run does.
+   */
+  private claimRequestOf(field: IdempotentField): Promise<ClaimRequest | undefined> {
+    let claim = this.claimsByField.get(field.info);
+    if (!claim) {
+      claim = this.newClaimRequest(field);
+      this.claimsByField.set(field.info, claim);
+    }
+    return claim;
+  }
+
+  private async newClaimRequest({ args, info, route, request, source }: IdempotentField): Promise<ClaimRequest | undefined> {
     const key = this.keyOf(source, args, request, route);
     if (key === undefined) return undefined;
     const field = `${info.parentType.name}.${info.fieldName}`;
@@ -134,16 +148,15 @@ export class IdempotentMutations {
     request: OperationContext['req'],
     route: ResolvedRouteOptions,
   ): string | undefined {
-    const from = source;
-    if (typeof from !== 'function' && 'argument' in from) {
-      const value = args?.[from.argument];
-      return acceptKey(value === undefined || value === null ? [] : [String(value)], { name: from.argument, carrier: 'argument' }, route);
+    if (typeof source !== 'function' && 'argument' in source) {
+      const value = args?.[source.argument];
+      return acceptKey(value === undefined || value === null ? [] : [String(value)], { name: source.argument, carrier: 'argument' }, route);
     }
-    if (typeof from !== 'function' && 'header' in from) {
+    if (typeof source !== 'function' && 'header' in source) {
       const incoming = request?.raw ?? (request as IncomingMessage | undefined);
-      return acceptKey(incoming?.rawHeaders ? headerValues(incoming, from.header) : [], { name: from.header, carrier: 'header' }, route);
+      return acceptKey(incoming?.rawHeaders ? headerValues(incoming, source.header) : [], { name: source.header, carrier: 'header' }, route);
     }
-    throw new Error(`nestjs-idempotency: a GraphQL mutation reads its key from { header } or { argument }, not ${String(JSON.stringify(from))}`);
+    throw new Error(`nestjs-idempotency: a GraphQL mutation reads its key from { header } or { argument }, not ${String(JSON.stringify(source))}`);
   }
 }
 

@@ -45,18 +45,21 @@ export class ReplayForecast {
     const key = this.keyOf(exchange, route);
     if (key === undefined) return false;
     const account = await resolveStoredAccount(this.options.account, exchange.request);
-    const record = await this.store.inspect(account, key);
     // Hashed only when there is something to compare with: a fresh key costs no fingerprint here.
-    if (!record || record.fingerprint !== route.fingerprint(exchange.fingerprintInput)) return false;
-    return record.status === 'completed' || record.leaseRemainingMs > 0;
+    return this.answeredBefore(account, key, () => route.fingerprint(exchange.fingerprintInput));
   }
 
   /** The same for a field of an idempotent GraphQL mutation: its record is its key and its response name. */
   private async lookUpMutation(context: ExecutionContext): Promise<boolean> {
     const claim = await this.mutations?.claimRequestFor(context);
     if (!claim) return false;
-    const record = await this.store.inspect(claim.request.account, claim.request.key);
-    if (!record || record.fingerprint !== claim.request.fingerprint) return false;
+    return this.answeredBefore(claim.account, claim.key, () => claim.fingerprint);
+  }
+
+  /** Whether the key holds a record of this same request, completed or in flight under a live lease. */
+  private async answeredBefore(account: string, key: string, fingerprint: () => string): Promise<boolean> {
+    const record = await this.store.inspect(account, key);
+    if (!record || record.fingerprint !== fingerprint()) return false;
     return record.status === 'completed' || record.leaseRemainingMs > 0;
   }
 
