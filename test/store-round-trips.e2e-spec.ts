@@ -23,9 +23,10 @@ async function startCounted(
   database: DatabaseKind,
   suite: string,
   options: IdempotencyModuleOptions,
+  poolSize?: number,
 ): Promise<{ probe: RunningProbeApp; counter: QueryCounter }> {
   const counter = new QueryCounter();
-  const probe = await startProbeApp({ database, platform: 'express', suite, options, dataSource: { logger: counter } });
+  const probe = await startProbeApp({ database, platform: 'express', suite, options, dataSource: { logger: counter, poolSize } });
   // The store reads the server version once per process; that is not a per-request cost.
   await request(probe.server).post('/probe/echo').set('Idempotency-Key', randomUUID()).send({ warm: true });
   return { probe, counter };
@@ -136,12 +137,32 @@ describe.each(['mariadb', 'postgres', 'sqlite'] as const)('round trips to the st
 });
 
 // Atomic mode (R22a): the claim joins the handler's transaction, so a fresh request commits once.
+// MariaDB sends each phase as one compound statement: the opening (idle limit, START TRANSACTION,
+// claim) and the ending (completion, COMMIT, the idle limit put back).
+const ATOMIC_STATEMENTS = {
+  mariadb: {
+    fresh: [/^BEGIN NOT ATOMIC .*START TRANSACTION; SET STATEMENT innodb_lock_wait_timeout = 0 FOR INSERT INTO/, /^BEGIN NOT ATOMIC .*UPDATE .*COMMIT;/],
+    replay: [/^BEGIN NOT ATOMIC .*START TRANSACTION; .*INSERT INTO/, /^BEGIN NOT ATOMIC ROLLBACK;/],
+  },
+  postgres: {
+    fresh: [/^START TRANSACTION/, /INSERT INTO/, /^UPDATE/, /^COMMIT/],
+    replay: [/^START TRANSACTION/, /INSERT INTO/, /^ROLLBACK/],
+  },
+} as const;
+
+// The session's idle-in-transaction limit as the application's own queries see it.
+const IDLE_LIMIT_QUERY = {
+  mariadb: 'SELECT @@SESSION.idle_write_transaction_timeout AS idle_limit',
+  postgres: "SELECT current_setting('idle_in_transaction_session_timeout') AS idle_limit",
+} as const;
+
 describe.each(['mariadb', 'postgres'] as const)('round trips to the store in atomic mode on %s', (database) => {
   let probe: RunningProbeApp;
   let counter: QueryCounter;
 
   beforeAll(async () => {
-    ({ probe, counter } = await startCounted(database, 'round_trips_atomic', { atomic: true, replayCache: false }));
+    // One pooled connection: the application's next query is sure to get the one the request used.
+    ({ probe, counter } = await startCounted(database, 'round_trips_atomic', { atomic: true, replayCache: false }, 1));
   });
   afterAll(async () => {
     await probe?.close();
@@ -150,18 +171,14 @@ describe.each(['mariadb', 'postgres'] as const)('round trips to the store in ato
     counter.queries.length = 0;
   });
 
-  // A pooled MariaDB connection gets its idle-write limit once, the first time it serves an atomic
-  // request: a setting of the connection, not a cost of each request.
-  const perRequest = (): string[] => counter.queries.filter((query) => !/^SET SESSION idle_write_transaction_timeout/.test(query));
+  const expectStatements = (statements: string[], expected: readonly RegExp[]): void => {
+    expect(statements).toHaveLength(expected.length);
+    expected.forEach((pattern, index) => expect(statements[index]).toMatch(pattern));
+  };
 
-  it('costs a fresh request one transaction and one commit: START TRANSACTION, the claim, the completion, COMMIT (R8, R22a)', async () => {
+  it(`costs a fresh request one transaction and one commit, in ${ATOMIC_STATEMENTS[database].fresh.length} round trips (R8, R22a)`, async () => {
     await request(probe.server).post('/probe/echo').set('Idempotency-Key', randomUUID()).send({ n: 1 }).expect(201);
-    const statements = perRequest();
-    expect(statements).toHaveLength(4);
-    expect(statements[0]).toMatch(/^START TRANSACTION/);
-    expect(statements[1]).toMatch(/INSERT INTO/);
-    expect(statements[2]).toMatch(/^UPDATE/);
-    expect(statements[3]).toMatch(/^COMMIT/);
+    expectStatements(counter.queries, ATOMIC_STATEMENTS[database].fresh);
   });
 
   it('answers a replay from the claim attempt and rolls it back: nothing committed (R9, R16a, R22a)', async () => {
@@ -170,9 +187,18 @@ describe.each(['mariadb', 'postgres'] as const)('round trips to the store in ato
     counter.queries.length = 0;
     const replay = await request(probe.server).post('/probe/echo').set('Idempotency-Key', key).send({ n: 2 }).expect(201);
     expect(replay.headers['idempotency-replayed']).toBe('true');
-    const statements = perRequest();
-    expect(statements).toHaveLength(3);
-    expect(statements[2]).toMatch(/^ROLLBACK/);
-    expect(statements.some((query) => /^COMMIT/.test(query))).toBe(false);
+    expectStatements(counter.queries, ATOMIC_STATEMENTS[database].replay);
+    expect(counter.queries.some((query) => /COMMIT/.test(query))).toBe(false);
+  });
+
+  it("leaves the pooled connection's idle-in-transaction limit as it found it, for the application's own transactions (R22a)", async () => {
+    const [before] = await probe.dataSource.query(IDLE_LIMIT_QUERY[database]);
+    await request(probe.server).post('/probe/echo').set('Idempotency-Key', randomUUID()).send({ n: 3 }).expect(201);
+    const key = randomUUID();
+    await request(probe.server).post('/probe/echo').set('Idempotency-Key', key).send({ n: 4 }).expect(201);
+    await request(probe.server).post('/probe/echo').set('Idempotency-Key', key).send({ n: 4 }).expect(201);
+    const [after] = await probe.dataSource.query(IDLE_LIMIT_QUERY[database]);
+    expect(String(after.idle_limit)).toBe(String(before.idle_limit));
+    expect(String(after.idle_limit)).toMatch(/^0/);
   });
 });

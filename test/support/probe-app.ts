@@ -263,7 +263,7 @@ export interface ProbeAppSettings {
   readonly options?: IdempotencyModuleOptions;
   readonly logger?: LogLevel[];
   /** Extra DataSource settings, such as a TypeORM `logger` that counts queries. */
-  readonly dataSource?: { readonly logger?: TypeOrmLogger };
+  readonly dataSource?: { readonly logger?: TypeOrmLogger; readonly poolSize?: number };
   /** More routes beside the probe's own. */
   readonly controllers?: readonly Type[];
   /** What an application sets up around its handlers (middleware, plugins, global enhancers), before init. */

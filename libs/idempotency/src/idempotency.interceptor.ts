@@ -7,7 +7,7 @@ import {
   type NestInterceptor,
 } from '@nestjs/common';
 import { Observable, of, tap } from 'rxjs';
-import { resolveStoredAccount } from './account/account-resolver.js';
+import { RequestAccounts } from './account/request-accounts.js';
 import { runInTransaction } from './atomic/idempotency-transaction.js';
 import { ClaimCoordinator } from './claims/claim-coordinator.js';
 import { renderIdempotencyError } from './errors/error-formatter.js';
@@ -18,6 +18,7 @@ import { IdempotentMessages } from './messages/idempotent-messages.js';
 import { IdempotentRoutes } from './idempotent-routes.js';
 import { RESOLVED_OPTIONS } from './idempotency.constants.js';
 import type { ResolvedModuleOptions, ResolvedRouteOptions } from './idempotency.options.js';
+import { routeRecord } from './key/record-address.js';
 import { requestKeyOf } from './key/request-key.js';
 import { LeaseHeartbeats } from './lease/lease-heartbeats.js';
 import type { ObservedSource, RequestObservation } from './observability/request-observation.js';
@@ -29,8 +30,9 @@ import type { AtomicUnit, Claim, ClaimRequest, CompletedRecord, StoredResponse }
 
 /** What happens to a run's claim once its response (and its status) is known, or once it proved unreplayable. */
 interface CapturedOutcome {
-  settle(stored: StoredResponse | undefined, status: number): Promise<ReplacementResponse | void>;
-  abandon(status: number): Promise<void>;
+  /** `leaseEndsAt`: when the claim's lease, no longer renewed, ends (monotonic clock). */
+  settle(stored: StoredResponse | undefined, status: number, leaseEndsAt: number): Promise<ReplacementResponse | void>;
+  abandon(status: number, leaseEndsAt: number): Promise<void>;
 }
 
 interface KeyedRequest {
@@ -60,6 +62,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
 
   constructor(
     private readonly routes: IdempotentRoutes,
+    private readonly accounts: RequestAccounts,
     private readonly claims: ClaimCoordinator,
     private readonly heartbeats: LeaseHeartbeats,
     private readonly mutations: IdempotentMutations,
@@ -98,22 +101,25 @@ export class IdempotencyInterceptor implements NestInterceptor {
     route: ResolvedRouteOptions,
     key: string,
   ): Promise<KeyedRequest> {
-    const account = await resolveStoredAccount(this.options.account, exchange.request);
+    const source: ObservedSource = { transport: 'http', route: routePatternLabel(context, exchange.request, exchange.fingerprintInput.method) };
+    const record = routeRecord(await this.accounts.of(exchange.request, source.route), key);
     // Fixed here, before the handler can touch the body (R7).
     const fingerprint = route.fingerprint(exchange.fingerprintInput);
     return {
       exchange,
       route,
-      claimRequest: { account, key, fingerprint, ttlMs: route.ttlMs, leaseMs: route.leaseMs, route: exchange.routeLabel },
-      source: { transport: 'http', route: routePatternLabel(context, exchange.request, exchange.fingerprintInput.method) },
+      claimRequest: { ...record, fingerprint, ttlMs: route.ttlMs, leaseMs: route.leaseMs, route: exchange.routeLabel },
+      source,
     };
   }
 
   private execute(run: ClaimedRun, next: CallHandler): Observable<unknown> {
     const { claimRequest, claim, observation } = run;
+    const lease = (endsAt: number) => ({ endsAt, leaseMs: run.route.leaseMs });
     return this.runCaptured(run, next, {
-      settle: async (stored, status) => this.claims.settle(claimRequest, claim, stored, run.route.ttlMs, observation, status),
-      abandon: (status) => this.claims.release(claimRequest, claim, observation, 'not_replayable', status),
+      settle: async (stored, status, leaseEndsAt) =>
+        this.claims.settle(claimRequest, claim, stored, run.route.ttlMs, observation, status, lease(leaseEndsAt)),
+      abandon: (status, leaseEndsAt) => this.claims.release(claimRequest, claim, observation, 'not_replayable', status, lease(leaseEndsAt)),
     });
   }
 
@@ -153,13 +159,13 @@ export class IdempotencyInterceptor implements NestInterceptor {
       handlerSettled: () => settled,
       representation: exchange.reply.recordRepresentation(),
       beforeSend: async (response) => {
-        heartbeat.stop();
-        return outcome.settle(this.storable(route, response), response.status);
+        const leaseEndsAt = heartbeat.stop();
+        return outcome.settle(this.storable(route, response), response.status, leaseEndsAt);
       },
       unreplayable: (reason) => {
-        heartbeat.stop();
+        const leaseEndsAt = heartbeat.stop();
         this.warnUnreplayableOnce(exchange.routeLabel, reason);
-        void outcome.abandon(exchange.outgoing.statusCode);
+        void outcome.abandon(exchange.outgoing.statusCode, leaseEndsAt);
       },
     });
     const markSettled = (): void => {

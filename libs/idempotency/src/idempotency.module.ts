@@ -1,5 +1,6 @@
 import { Module, type Provider } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
+import { RequestAccounts } from './account/request-accounts.js';
 import { AtomicModeCheck } from './atomic/atomic-mode.check.js';
 import { IdempotencyTransaction } from './atomic/idempotency-transaction.js';
 import { ClaimCoordinator } from './claims/claim-coordinator.js';
@@ -42,6 +43,11 @@ const providers: Provider[] = [
     provide: ATOMIC_DATA_SOURCE,
     inject: [RESOLVED_OPTIONS, { token: DataSource, optional: true }],
     useFactory: (options: ResolvedModuleOptions, injected?: DataSource) => options.dataSource ?? injected,
+  },
+  {
+    provide: RequestAccounts,
+    inject: [RESOLVED_OPTIONS],
+    useFactory: (options: ResolvedModuleOptions) => new RequestAccounts(options.account),
   },
   IdempotentRoutes,
   IdempotencyService,

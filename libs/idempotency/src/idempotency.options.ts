@@ -14,7 +14,7 @@ import {
   type ValidationError,
 } from 'class-validator';
 import type { DataSource } from 'typeorm';
-import { defaultAccountResolver, type AccountResolver } from './account/account-resolver.js';
+import { defaultAccountResolver, type AccountId, type AccountResolver } from './account/account-resolver.js';
 import { keyedFingerprint } from './encryption/keyed-fingerprint.js';
 import { encryptionOptionProblems, Keyring, type IdempotencyEncryptionOptions } from './encryption/keyring.js';
 import { defaultErrorFormatter, type IdempotencyErrorFormatter } from './errors/error-formatter.js';
@@ -67,7 +67,7 @@ export interface IdempotentHandlerOptions extends IdempotencyRouteOptions {
    * Message handlers only: the account in the payload that scopes keys besides the pattern (R5),
    * so that two tenants' events with the same id are two events.
    */
-  accountFromPayload?: (payload: unknown) => string | number | null | undefined;
+  accountFromPayload?: (payload: unknown) => AccountId | null | undefined;
   /**
    * Message handlers only: the transport acknowledges by hand (RabbitMQ with `noAck: false`) and
    * the library does it, so the handler must not: a delivery is acknowledged once its outcome is
@@ -83,7 +83,10 @@ export interface IdempotentHandlerOptions extends IdempotencyRouteOptions {
 export interface IdempotencyModuleOptions extends IdempotencyRouteOptions {
   /** The request header that carries the key. Default `Idempotency-Key`. */
   headerName?: string;
-  /** Resolves the account that scopes keys (R5). Default: `request.user.accountId` (or `sub`, `id`). */
+  /**
+   * Resolves the account that scopes keys (R5). Default: `request.user.accountId` (else `sub`, `userId`,
+   * `id`). A request with `request.user` set whose account resolves to nothing is refused (R5a).
+   */
   account?: AccountResolver;
   /** Replaces the built-in fingerprint (R7). */
   fingerprint?: FingerprintFunction;

@@ -8,9 +8,9 @@ import {
 import { RESOLVED_OPTIONS } from './idempotency.constants.js';
 import type { ResolvedModuleOptions } from './idempotency.options.js';
 import type { EntityManager } from 'typeorm';
-import { storedAccount } from './account/account-resolver.js';
 import { OnceRunner } from './claims/once-runner.js';
 import { jsonResultCodec } from './claims/result-codec.js';
+import { runOnceRecord } from './key/record-address.js';
 import { IDEMPOTENCY_STORE, type ClaimRequest, type IdempotencyStore } from './store/idempotency-store.js';
 
 /** What one purge run did. */
@@ -46,7 +46,6 @@ export interface RunOnceContext {
 }
 
 const NO_FINGERPRINT = 'none';
-const RUN_ONCE_SCOPE_PREFIX = 'runOnce:';
 
 /** Operations on stored idempotency records that are not tied to one HTTP request. */
 @Injectable()
@@ -77,9 +76,8 @@ export class IdempotencyService implements OnApplicationBootstrap, OnModuleDestr
       atomic: options.atomic,
     });
     const request: ClaimRequest = {
-      // Prefixed so that a scope never shares keys with an HTTP account of the same name.
-      account: storedAccount(`${RUN_ONCE_SCOPE_PREFIX}${options.scope}`),
-      key: options.key,
+      // In a namespace of its own: a scope never shares keys with an HTTP account of the same name (R7a).
+      ...runOnceRecord(options.scope, options.key),
       fingerprint: options.fingerprint ?? NO_FINGERPRINT,
       ttlMs: route.ttlMs,
       leaseMs: route.leaseMs,

@@ -8,7 +8,7 @@ export type { IdempotencyEncryptionOptions } from './encryption/keyring.js';
 export type { IdempotencyKeyFormat } from './key/idempotency-key.parser.js';
 export type { FingerprintInput } from './http/http-exchange.js';
 export { fingerprintRequest, type FingerprintFunction } from './fingerprint/request-fingerprint.js';
-export { defaultAccountResolver, type AccountResolver } from './account/account-resolver.js';
+export { defaultAccountResolver, type AccountId, type AccountResolver } from './account/account-resolver.js';
 export { defaultStoreResponse, type StoreResponsePredicate } from './response/stored-status-policy.js';
 export { REPLAYED_HEADER } from './response/response-replay.js';
 export {
@@ -32,6 +32,7 @@ export { InvalidIdempotencyKeyError } from './errors/invalid-idempotency-key.err
 export { IdempotencyKeyReuseError } from './errors/idempotency-key-reuse.error.js';
 export { IdempotencyConflictError } from './errors/idempotency-conflict.error.js';
 export { IdempotencyUnavailableError } from './errors/idempotency-unavailable.error.js';
+export { IdempotencyAccountUnresolvedError } from './errors/idempotency-account-unresolved.error.js';
 export {
   IDEMPOTENCY_STORE,
   type AtomicClaimOutcome,

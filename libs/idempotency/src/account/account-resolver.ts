@@ -1,36 +1,30 @@
-import { createHash } from 'node:crypto';
+/**
+ * An account id as resolvers return it: a string or a number, or what databases hand out for ids
+ * that are neither (a `bigint`, an ObjectId, anything with `toHexString()` or its own `toString()`).
+ */
+export type AccountId = string | number | bigint | { toHexString(): string } | { toString(): string };
 
 /**
- * Returns the account (tenant) a request acts for (R5). `undefined` or `null` puts the request in
- * the shared anonymous scope; throwing an `HttpException` refuses the request.
+ * Returns the account (tenant) a request acts for (R5). `undefined` or `null` puts a request
+ * without a principal in the shared anonymous scope (R5a); a request whose `user` is set is then
+ * refused instead. Throwing an `HttpException` refuses the request.
  */
-export type AccountResolver = (request: unknown) => string | number | null | undefined | Promise<string | number | null | undefined>;
+export type AccountResolver = (request: unknown) => AccountId | null | undefined | Promise<AccountId | null | undefined>;
 
-/** The scope of requests whose account resolves to nothing. */
-export const ANONYMOUS_ACCOUNT = '';
-
-const MAX_STORED_ACCOUNT_LENGTH = 191;
-
-/** Default: the principal an auth guard put on `request.user`: `accountId`, else `sub`, else `id`. */
+/**
+ * Default: the principal an auth guard put on `request.user`: its `accountId`, else `sub` (a JWT's
+ * subject), else `userId` (the user object of NestJS's authentication guide), else `id`.
+ */
 export const defaultAccountResolver: AccountResolver = (request) => {
-  const user = (request as { user?: unknown } | undefined)?.user;
+  const user = principalOf(request);
   if (user === null || typeof user !== 'object') return undefined;
-  const principal = user as { accountId?: unknown; sub?: unknown; id?: unknown };
-  const account = principal.accountId ?? principal.sub ?? principal.id;
-  return typeof account === 'string' || typeof account === 'number' ? account : undefined;
+  const principal = user as { accountId?: unknown; sub?: unknown; userId?: unknown; id?: unknown };
+  return (principal.accountId ?? principal.sub ?? principal.userId ?? principal.id ?? undefined) as AccountId | undefined;
 };
 
-/**
- * The account as stored: the resolver's value, or, past the column's width, its SHA-256, so that
- * a long account identifier is still exact and never truncated into someone else's.
- */
-export function storedAccount(account: string | number | null | undefined): string {
-  if (account === null || account === undefined) return ANONYMOUS_ACCOUNT;
-  const text = String(account);
-  return text.length <= MAX_STORED_ACCOUNT_LENGTH ? text : `sha256:${createHash('sha256').update(text).digest('hex')}`;
-}
-
-/** The account a request acts for, as stored: what scopes its key (R5). */
-export async function resolveStoredAccount(resolver: AccountResolver, request: unknown): Promise<string> {
-  return storedAccount(await resolver(request));
+/** The principal an auth guard attached to the request (`request.user`), or undefined when none did. */
+export function principalOf(request: unknown): unknown {
+  if (request === null || typeof request !== 'object') return undefined;
+  const user = (request as { user?: unknown }).user;
+  return user === null ? undefined : user;
 }

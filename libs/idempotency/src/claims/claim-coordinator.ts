@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { IdempotencyConflictError } from '../errors/idempotency-conflict.error.js';
 import { IdempotencyKeyReuseError } from '../errors/idempotency-key-reuse.error.js';
@@ -33,6 +34,19 @@ export type AtomicAcquired =
 
 /** How an atomic run ended when it tried to commit its response. */
 export type AtomicCommit = 'committed' | 'lost_claim' | 'failed';
+
+/**
+ * The lease a run still holds once its work is done: until when (monotonic, `performance.now()`),
+ * and how long each renewal extends it. Settling retries a failed store write within it (R20a).
+ */
+export interface HeldLease {
+  readonly endsAt: number;
+  readonly leaseMs: number;
+}
+
+// A failed completion is retried from this delay, doubling up to the cap, while the lease holds.
+const SETTLE_RETRY_FIRST_DELAY_MS = 50;
+const SETTLE_RETRY_MAX_DELAY_MS = 1000;
 
 /** How a caller wants a key acquired. */
 export interface AcquirePolicy {
@@ -244,6 +258,8 @@ export class ClaimCoordinator implements OnModuleInit {
   /**
    * Stores the outcome of a run, or releases the key so it can run again. A store failure here is
    * logged, not thrown: the work has happened and its result is the truth the caller must get.
+   * While `lease` holds, a failed write is retried with backoff, renewing the claim between tries,
+   * so a brief store outage does not leave the key to be taken over and run again (R20a).
    * `status` is the HTTP status sent, for the outcome message.
    */
   async settle(
@@ -253,13 +269,13 @@ export class ClaimCoordinator implements OnModuleInit {
     ttlMs: number,
     observation: RequestObservation,
     status?: number,
+    lease?: HeldLease,
   ): Promise<void> {
-    if (!response) return this.release(request, claim, observation, 'released', status);
+    if (!response) return this.release(request, claim, observation, 'released', status, lease);
     observation.settling();
     try {
-      if (!(await observation.storeCall('complete', () => this.store.complete(claim, response, ttlMs)))) {
-        this.claimLost(request, observation);
-      }
+      const completed = await this.whileLeaseHolds(request, claim, observation, lease, 'complete', () => this.store.complete(claim, response, ttlMs));
+      if (!completed) this.claimLost(request, observation);
       observation.settled(status);
     } catch (error) {
       this.logStoreError(request, error);
@@ -269,7 +285,7 @@ export class ClaimCoordinator implements OnModuleInit {
 
   /**
    * Releases a claim whose outcome is not stored, logging rather than throwing on failure; `outcome`
-   * says why, for the outcome message (R14, R16b, R18).
+   * says why, for the outcome message (R14, R16b, R18). Retried like a completion while `lease` holds.
    */
   async release(
     request: ClaimRequest,
@@ -277,10 +293,11 @@ export class ClaimCoordinator implements OnModuleInit {
     observation: RequestObservation,
     outcome: Exclude<RunOutcome, 'lost_claim'> = 'released',
     status?: number,
+    lease?: HeldLease,
   ): Promise<void> {
     observation.settling();
     try {
-      if (await observation.storeCall('release', () => this.store.release(claim))) {
+      if (await this.whileLeaseHolds(request, claim, observation, lease, 'release', () => this.store.release(claim))) {
         this.log(request, 'released');
       } else {
         // Fenced (R20): the key is someone else's now, and was not released by this run.
@@ -290,6 +307,36 @@ export class ClaimCoordinator implements OnModuleInit {
     } catch (error) {
       this.logStoreError(request, error);
       observation.settled(status, 'unavailable');
+    }
+  }
+
+  /**
+   * Runs a completion or release, retrying a failure with backoff for as long as the claim's lease
+   * holds, less a tenth of it for safety; between tries the claim is renewed, which moves that end
+   * when it succeeds. Past it, another instance may take the key over, so the last error is thrown.
+   */
+  private async whileLeaseHolds(
+    request: ClaimRequest,
+    claim: Claim,
+    observation: RequestObservation,
+    lease: HeldLease | undefined,
+    operation: 'complete' | 'release',
+    write: () => Promise<boolean>,
+  ): Promise<boolean> {
+    let endsAt = lease?.endsAt ?? 0;
+    let delay = SETTLE_RETRY_FIRST_DELAY_MS;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await observation.storeCall(operation, write);
+      } catch (error) {
+        if (!lease || performance.now() + delay >= endsAt - lease.leaseMs / 10) throw error;
+        if (attempt === 1) this.logStoreError(request, error, `; retrying the ${operation} while the claim's lease holds`);
+        await sleep(delay);
+        delay = Math.min(delay * 2, SETTLE_RETRY_MAX_DELAY_MS);
+        const sent = performance.now();
+        const renewed = await observation.storeCall('renew', () => this.store.renew(claim, lease.leaseMs)).catch(() => false);
+        if (renewed) endsAt = Math.max(endsAt, sent + lease.leaseMs);
+      }
     }
   }
 
@@ -305,8 +352,8 @@ export class ClaimCoordinator implements OnModuleInit {
     this.logger[level](`${outcome} account=${JSON.stringify(request.account)} key=${request.key} route=${request.route}`);
   }
 
-  logStoreError(request: ClaimRequest, error: unknown): void {
-    this.logger.error(`${request.route}: idempotency store error: ${error instanceof Error ? error.message : String(error)}`);
+  logStoreError(request: ClaimRequest, error: unknown, then = ''): void {
+    this.logger.error(`${request.route}: idempotency store error: ${error instanceof Error ? error.message : String(error)}${then}`);
   }
 
   private replay(

@@ -13,7 +13,7 @@ import {
   type IdempotencyStore,
   type StoredResponse,
 } from '../store/idempotency-store.js';
-import { ClaimCoordinator, type AtomicCommit } from './claim-coordinator.js';
+import { ClaimCoordinator, type AtomicCommit, type HeldLease } from './claim-coordinator.js';
 import type { ResultCodec } from './result-codec.js';
 
 /** What a unit of work run through {@link OnceRunner} gave its caller. */
@@ -28,6 +28,9 @@ export type OnceWork<T> = (manager: EntityManager | undefined) => Promise<T>;
 
 /** What the work returned, or what it threw. */
 type WorkOutcome<T> = { readonly value: T } | { readonly error: unknown };
+
+/** A finished run: its outcome, and when its claim's lease ends now that nobody renews it. */
+type RanWork<T> = { readonly outcome: WorkOutcome<T>; readonly lease: HeldLease };
 
 const UNSTORABLE = Symbol('unstorable');
 
@@ -69,12 +72,12 @@ export class OnceRunner {
     const acquired = await this.claims.acquire(request, route, source);
     if (acquired.kind === 'replay') return { value: codec.decode(acquired.record.response), replayed: true };
     const call: ClaimedCall = { request, claim: acquired.claim, observation: acquired.observation, route };
-    const outcome = await this.runWork(call, work, undefined);
+    const { outcome, lease } = await this.runWork(call, work, undefined);
     const stored = this.encode(call, codec, outcome);
     if (stored === UNSTORABLE) {
-      await this.claims.release(request, call.claim, call.observation, 'not_replayable');
+      await this.claims.release(request, call.claim, call.observation, 'not_replayable', undefined, lease);
     } else {
-      await this.claims.settle(request, call.claim, stored, route.ttlMs, call.observation);
+      await this.claims.settle(request, call.claim, stored, route.ttlMs, call.observation, undefined, lease);
     }
     return answer(outcome);
   }
@@ -92,7 +95,7 @@ export class OnceRunner {
     if (acquired.kind === 'replay') return { value: codec.decode(acquired.record.response), replayed: true };
     const { unit } = acquired;
     const call: ClaimedCall = { request, claim: acquired.claim, observation: acquired.observation, route };
-    const outcome = await this.runWork(call, () => runInTransaction(unit.manager, () => work(unit.manager)), unit);
+    const { outcome } = await this.runWork(call, () => runInTransaction(unit.manager, () => work(unit.manager)), unit);
     const stored = this.encode(call, codec, outcome);
     if (stored === UNSTORABLE) {
       // The result went nowhere yet its writes are real, as a response sent but not storable (R16b):
@@ -111,15 +114,15 @@ export class OnceRunner {
   }
 
   /** Runs the work under a renewed lease; what it returned or threw. */
-  private async runWork<T>(call: ClaimedCall, work: OnceWork<T>, unit: AtomicUnit | undefined): Promise<WorkOutcome<T>> {
+  private async runWork<T>(call: ClaimedCall, work: OnceWork<T>, unit: AtomicUnit | undefined): Promise<RanWork<T>> {
     const heartbeat = this.heartbeats.start(call.claim, this.claims.leasePlan(call.request, call.observation, call.route, unit));
+    let outcome: WorkOutcome<T>;
     try {
-      return { value: await work(unit?.manager) };
+      outcome = { value: await work(unit?.manager) };
     } catch (error) {
-      return { error };
-    } finally {
-      heartbeat.stop();
+      outcome = { error };
     }
+    return { outcome, lease: { endsAt: heartbeat.stop(), leaseMs: call.route.leaseMs } };
   }
 
   /**

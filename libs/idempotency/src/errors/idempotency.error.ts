@@ -6,7 +6,8 @@ export type IdempotencyErrorCode =
   | 'invalid_idempotency_key'
   | 'idempotency_key_reuse'
   | 'idempotency_conflict'
-  | 'idempotency_unavailable';
+  | 'idempotency_unavailable'
+  | 'idempotency_account_unresolved';
 
 /** What holds a key: an HTTP or message header, a GraphQL argument, a message payload's property. */
 export type KeyCarrier = 'header' | 'argument' | 'property';

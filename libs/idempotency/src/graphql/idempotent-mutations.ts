@@ -1,6 +1,6 @@
 import { Inject, Injectable, type CallHandler, type ExecutionContext } from '@nestjs/common';
 import { lastValueFrom, of, type Observable } from 'rxjs';
-import { resolveStoredAccount } from '../account/account-resolver.js';
+import { RequestAccounts } from '../account/request-accounts.js';
 import { OnceRunner } from '../claims/once-runner.js';
 import { isReplayedFailure, jsonResultCodec } from '../claims/result-codec.js';
 import { IdempotencyError } from '../errors/idempotency.error.js';
@@ -10,7 +10,7 @@ import { RESOLVED_OPTIONS } from '../idempotency.constants.js';
 import type { ResolvedModuleOptions, ResolvedRouteOptions } from '../idempotency.options.js';
 import { acceptKey } from '../key/accepted-key.js';
 import type { IdempotencyKeySource } from '../key/key-source.js';
-import { storedRecordKey } from '../key/stored-record-key.js';
+import { mutationFieldRecord } from '../key/record-address.js';
 import type { ClaimRequest } from '../store/idempotency-store.js';
 import { graphqlFailureCodec, refusalAsGraphqlError } from './graphql-errors.js';
 import { loadGraphql } from './graphql-package.js';
@@ -57,6 +57,7 @@ export class IdempotentMutations {
 
   constructor(
     private readonly routes: IdempotentRoutes,
+    private readonly accounts: RequestAccounts,
     private readonly runner: OnceRunner,
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedModuleOptions,
   ) {}
@@ -132,8 +133,7 @@ export class IdempotentMutations {
     if (key === undefined) return undefined;
     const field = `${info.parentType.name}.${info.fieldName}`;
     return {
-      account: await resolveStoredAccount(this.options.account, request),
-      key: storedRecordKey(key, String(info.path.key)),
+      ...mutationFieldRecord(await this.accounts.of(request, `graphql ${field}`), String(info.path.key), key),
       fingerprint: route.fingerprint({ method: MUTATION, path: field, query: '', headers: {}, body: { arguments: argumentsBesidesKey(args, source), key }, rawBody: undefined }),
       ttlMs: route.ttlMs,
       leaseMs: route.leaseMs,

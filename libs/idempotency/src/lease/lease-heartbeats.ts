@@ -1,9 +1,15 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { IDEMPOTENCY_STORE, type Claim, type IdempotencyStore } from '../store/idempotency-store.js';
 
-/** A running renewal of one claim's lease; `stop()` ends it. */
+/** A running renewal of one claim's lease. */
 export interface LeaseHeartbeat {
-  stop(): void;
+  /**
+   * Ends the renewal. Returns when the lease it last secured ends, on the monotonic clock
+   * (`performance.now()`): counted from when that renewal was sent, or from the start for a claim
+   * never renewed, so never later than the database's own lease end by more than the claim's
+   * round trip.
+   */
+  stop(): number;
 }
 
 /** How one claim is renewed. */
@@ -32,7 +38,9 @@ export class LeaseHeartbeats implements OnApplicationShutdown {
   constructor(@Inject(IDEMPOTENCY_STORE) private readonly store: IdempotencyStore) {}
 
   start(claim: Claim, plan: HeartbeatPlan): LeaseHeartbeat {
-    const giveUpAt = performance.now() + plan.maxHoldMs;
+    const startedAt = performance.now();
+    const giveUpAt = startedAt + plan.maxHoldMs;
+    let leaseEndsAt = startedAt + plan.leaseMs;
     let timer: NodeJS.Timeout | undefined;
     let stopped = false;
     const heartbeat: LeaseHeartbeat = {
@@ -40,10 +48,14 @@ export class LeaseHeartbeats implements OnApplicationShutdown {
         stopped = true;
         clearTimeout(timer);
         this.running.delete(heartbeat);
+        return leaseEndsAt;
       },
     };
     const schedule = (): void => {
-      if (stopped || performance.now() >= giveUpAt) return heartbeat.stop();
+      if (stopped || performance.now() >= giveUpAt) {
+        heartbeat.stop();
+        return;
+      }
       timer = setTimeout(beat, Math.max(1, Math.floor(plan.leaseMs / 3)));
       timer.unref();
     };
@@ -53,7 +65,10 @@ export class LeaseHeartbeats implements OnApplicationShutdown {
       renewing.then(
         (renewed) => {
           plan.onRenewed?.(performance.now() - started, true);
-          if (renewed) return schedule();
+          if (renewed) {
+            leaseEndsAt = Math.max(leaseEndsAt, started + plan.leaseMs);
+            return schedule();
+          }
           if (!stopped) plan.onLost();
           heartbeat.stop();
         },

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type CallHandler, type ExecutionContext } from '@nestjs/common';
 import { lastValueFrom, of, type Observable } from 'rxjs';
-import { storedAccount } from '../account/account-resolver.js';
+import { accountIdText } from '../account/account-id.js';
 import { OnceRunner } from '../claims/once-runner.js';
 import { jsonResultCodec } from '../claims/result-codec.js';
 import { IdempotencyConflictError } from '../errors/idempotency-conflict.error.js';
@@ -11,6 +11,7 @@ import { RESOLVED_OPTIONS } from '../idempotency.constants.js';
 import type { IdempotentHandlerOptions, ResolvedModuleOptions, ResolvedRouteOptions } from '../idempotency.options.js';
 import { acceptKey } from '../key/accepted-key.js';
 import { valueAtPath, type IdempotencyKeySource } from '../key/key-source.js';
+import { messageRecord } from '../key/record-address.js';
 import type { ClaimRequest } from '../store/idempotency-store.js';
 import { refusalAsRpcException } from './rpc-errors.js';
 import { messageHeaderValues, patternOf, settleDelivery } from './transport-context.js';
@@ -96,10 +97,8 @@ export class IdempotentMessages {
   }
 
   private runOnce(key: string, pattern: string, payload: unknown, { declared, route }: MessageHandler, run: () => Promise<unknown>) {
-    const account = declared.accountFromPayload?.(payload);
     const request: ClaimRequest = {
-      account: storedAccount(messageScope(pattern, account)),
-      key,
+      ...messageRecord(pattern, accountIdText(declared.accountFromPayload?.(payload)), key),
       // As JSON whatever the payload: a number or a string is part of the fingerprint too.
       fingerprint: route.fingerprint({ method: MESSAGE, path: pattern, query: '', headers: JSON_PAYLOAD, body: payload ?? null, rawBody: undefined }),
       ttlMs: route.ttlMs,
@@ -152,11 +151,3 @@ function presentValue(value: unknown): string[] {
   return typeof value === 'string' || typeof value === 'number' ? [String(value)] : [];
 }
 
-/**
- * The stored account of a message's key: its pattern, and the payload's account when the handler
- * names one. The pattern's length goes first, so that no pattern and account pair reads as another.
- */
-function messageScope(pattern: string, account: string | number | null | undefined): string {
-  const scope = `message:${pattern.length}:${pattern}`;
-  return account === undefined || account === null ? scope : `${scope}:${account}`;
-}

@@ -1,14 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager, QueryRunner } from 'typeorm';
 import type { AtomicClaimOutcome, AtomicUnit, Claim, ClaimRequest, StoredResponse } from './idempotency-store.js';
-import {
-  advisoryLockIds,
-  completeParams,
-  foundRecordOf,
-  pgLocksColumnsOf,
-  type RecordRow,
-  type Statements,
-} from './sql-statements.js';
+import { advisoryLockIds, pgLocksColumnsOf } from './sql-atomic-statements.js';
+import { completeParams, foundRecordOf, type RecordRow, type Statements } from './sql-statements.js';
 
 /** A statement's rows and affected count, as the TypeORM store runs it. */
 export interface SqlResult {
@@ -21,6 +15,8 @@ export interface SqlUnitContext {
   /** The store's statements, prepared on first use. */
   statements(): Promise<Statements>;
   createRunner(): QueryRunner;
+  /** The runner's connection, unless its call gave up (timed out) while waiting for a pooled one. */
+  connect(runner: QueryRunner): Promise<object>;
   /** Runs a store statement on `runner`, prepared where the family allows. */
   execute(runner: QueryRunner, sql: string, params: unknown[]): Promise<SqlResult>;
   /** Settles within the store's timeout, or destroys the runner's connection and fails (R18). */
@@ -35,9 +31,14 @@ export interface SqlUnitContext {
 // the key's row (or the index gap before it) uncommitted.
 const LOCK_CONFLICT_ERRNOS = new Set([1205, 1213]);
 
-// The idle-write limit each pooled MySQL/MariaDB connection carries, by connection: set once, in
-// seconds, so an atomic claim costs no extra round trip on a connection that has it.
-const idleLimitOf = new WeakMap<object, number>();
+/** How the unit's transaction ends: by a statement of the unit, or by one that already ended it. */
+type Ending = 'commit' | 'rollback' | 'ended';
+
+/** What TypeORM's query runner keeps about its transaction, which the unit opens and ends with its own statements. */
+interface TransactionState {
+  isTransactionActive: boolean;
+  transactionDepth: number;
+}
 
 /**
  * One atomic request's transaction (R22a) on the TypeORM store: it opens with the claim, the
@@ -49,7 +50,9 @@ const idleLimitOf = new WeakMap<object, number>();
 export class SqlAtomicUnit implements AtomicUnit {
   private readonly runner: QueryRunner;
   private sql?: Statements;
+  private opened = false;
   private finished = false;
+  private renewing?: Promise<boolean>;
   private detachErrorListener: () => void = () => undefined;
 
   constructor(private readonly context: SqlUnitContext) {
@@ -61,20 +64,14 @@ export class SqlAtomicUnit implements AtomicUnit {
   }
 
   async claim(request: ClaimRequest): Promise<AtomicClaimOutcome> {
-    const { within, execute } = this.context;
     const statements = await this.context.statements();
     this.sql = statements;
     const ownerToken = randomUUID();
     let row: RecordRow | undefined;
     try {
-      await within(this.runner, this.begin(statements, request.leaseMs));
-      row = (await within(this.runner, execute(this.runner, statements.atomicClaim, statements.atomicClaimParams(request, ownerToken))))
-        .records[0];
-      if (!row && !statements.dialect.returning) {
-        row = (await within(this.runner, execute(this.runner, statements.read, [request.account, request.key]))).records[0];
-      }
+      row = await this.context.within(this.runner, this.open(statements, request, ownerToken));
     } catch (error) {
-      await this.finish(false).catch(() => undefined);
+      await this.finish('rollback').catch(() => undefined);
       if (isLockConflict(error)) return this.lockedBy(statements, request);
       throw error;
     }
@@ -82,58 +79,90 @@ export class SqlAtomicUnit implements AtomicUnit {
       const { account, key, fingerprint } = request;
       return { status: 'claimed', claim: { account, key, fingerprint, ownerToken } };
     }
-    await this.finish(false);
+    await this.finish('rollback');
     return row ? foundRecordOf(row) : this.lockedBy(statements, request);
   }
 
+  /**
+   * One cheap statement in the transaction, which keeps the session from idling into the limit.
+   * It queues behind whatever the handler's statement on this connection is doing, so it is not
+   * bounded by the store's timeout: a handler busy in one long statement is no dead database
+   * (the commit's timeout judges that), and its session is not idle. While one renewal waits,
+   * the next is not sent.
+   */
   async renew(claim: Claim, leaseMs: number): Promise<boolean> {
     const statements = this.sql;
     if (this.finished || !statements) return false;
-    const { within, execute } = this.context;
-    const renewed = await within(this.runner, execute(this.runner, statements.renew, [leaseMs, claim.account, claim.key, claim.ownerToken]));
-    return renewed.affected > 0;
+    if (this.renewing) return true;
+    const renewing = this.context
+      .execute(this.runner, statements.renew, [leaseMs, claim.account, claim.key, claim.ownerToken])
+      .then((renewed) => renewed.affected > 0)
+      .finally(() => {
+        this.renewing = undefined;
+      });
+    this.renewing = renewing;
+    return renewing;
   }
 
   async commitWith(claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean> {
-    const statements = this.opened();
+    const { atomic } = this.held();
     const { within, execute } = this.context;
+    let completed: boolean;
     try {
-      const completed = await within(this.runner, execute(this.runner, statements.complete, completeParams(claim, response, ttlMs)));
-      await this.finish(completed.affected > 0);
-      return completed.affected > 0;
+      const result = await within(this.runner, execute(this.runner, atomic.complete, completeParams(claim, response, ttlMs)));
+      completed = atomic.completeEnds ? Number((result.records[0] as { completed?: unknown } | undefined)?.completed ?? 0) > 0 : result.affected > 0;
     } catch (error) {
-      await this.finish(false).catch(() => undefined);
+      await this.finish('rollback').catch(() => undefined);
       throw error;
     }
+    await this.finish(atomic.completeEnds ? 'ended' : completed ? 'commit' : 'rollback');
+    return completed;
   }
 
   async commitReleasing(claim: Claim): Promise<void> {
-    const statements = this.opened();
+    const { atomic } = this.held();
     const { within, execute } = this.context;
     try {
-      await within(this.runner, execute(this.runner, statements.release, [claim.account, claim.key, claim.ownerToken]));
-      await this.finish(true);
+      await within(this.runner, execute(this.runner, atomic.release, [claim.account, claim.key, claim.ownerToken]));
     } catch (error) {
-      await this.finish(false).catch(() => undefined);
+      await this.finish('rollback').catch(() => undefined);
       throw error;
     }
+    await this.finish(atomic.releaseEnds ? 'ended' : 'commit');
   }
 
   rollback(): Promise<void> {
-    return this.finish(false);
+    return this.finish('rollback');
   }
 
-  private opened(): Statements {
+  private held(): Statements {
     if (!this.sql || this.finished) throw new Error('nestjs-idempotency: this atomic unit holds no claim');
     return this.sql;
   }
 
-  private async begin(statements: Statements, leaseMs: number): Promise<void> {
-    const connection = (await this.runner.connect()) as object;
-    const { family } = statements.dialect;
-    if (family === 'postgres') this.listenForSessionEnd(connection);
-    if (family === 'mysql') await this.limitIdleWrites(connection, statements.idleWriteLimitVariable, Math.max(1, Math.ceil(leaseMs / 1000)));
-    await this.runner.startTransaction();
+  /** Sends the opening statements; the claim's row, if one came back. */
+  private async open(statements: Statements, request: ClaimRequest, ownerToken: string): Promise<RecordRow | undefined> {
+    const connection = await this.context.connect(this.runner);
+    if (statements.dialect.family === 'postgres') this.listenForSessionEnd(connection);
+    // From the first statement on, whatever happens, the transaction must be ended before the
+    // connection goes back to the pool.
+    this.opened = true;
+    this.markTransaction(true);
+    let row: RecordRow | undefined;
+    for (const step of statements.atomic.open) {
+      const result = await this.context.execute(this.runner, step.sql, step.params(request, ownerToken));
+      if (result.records.length > 0) row = result.records[0];
+    }
+    return row;
+  }
+
+  // TypeORM must see the transaction the unit opened with its own statements: a handler's
+  // `save()` then joins it instead of starting one (which MySQL would take as a commit), and a
+  // nested `manager.transaction()` becomes a savepoint.
+  private markTransaction(active: boolean): void {
+    const state = this.runner as unknown as TransactionState;
+    state.isTransactionActive = active;
+    state.transactionDepth = active ? 1 : 0;
   }
 
   // A session the server ends while no query is running (the idle-transaction limit) makes the pg
@@ -147,18 +176,15 @@ export class SqlAtomicUnit implements AtomicUnit {
     this.detachErrorListener = () => client.off?.('error', ignore);
   }
 
-  private async limitIdleWrites(connection: object, variable: string, seconds: number): Promise<void> {
-    if (idleLimitOf.get(connection) === seconds) return;
-    await this.runner.query(`SET SESSION ${variable} = ${seconds}`);
-    idleLimitOf.set(connection, seconds);
-  }
-
-  private async finish(commit: boolean): Promise<void> {
+  private async finish(ending: Ending): Promise<void> {
     if (this.finished) return;
     this.finished = true;
+    const atomic = this.sql?.atomic;
     try {
-      if (this.runner.isTransactionActive) {
-        await this.context.within(this.runner, commit ? this.runner.commitTransaction() : this.runner.rollbackTransaction());
+      if (this.opened && atomic && ending !== 'ended') {
+        const { within, execute } = this.context;
+        await within(this.runner, execute(this.runner, ending === 'commit' ? atomic.commit : atomic.rollback, []));
+        if (atomic.afterEnd) await within(this.runner, execute(this.runner, atomic.afterEnd, []));
       }
     } catch (error) {
       // The transaction's fate is the server's now (it rolls back what did not commit when the
@@ -166,6 +192,7 @@ export class SqlAtomicUnit implements AtomicUnit {
       this.context.discard(this.runner);
       throw error;
     } finally {
+      this.markTransaction(false);
       this.detachErrorListener();
       await this.runner.release().catch(() => undefined);
     }
@@ -200,12 +227,17 @@ export class SqlAtomicUnit implements AtomicUnit {
       const held = (await execute(runner, statements.lockProbe, [...pgLocksColumnsOf(locks.key), ...pgLocksColumnsOf(locks.request)]))
         .records[0] as unknown as { key_held: boolean; same_request: boolean } | undefined;
       if (!held?.key_held || held.same_request) return { status: 'locked', sameRequest: true };
-      // Locks are released one by one after a commit is visible: a record read now is the truth, and
-      // only when there is none is the holder another request still in flight (R10).
+      // Locks are released one by one after a commit is visible: a live record read now is the
+      // truth, and only when there is none is the holder another request still in flight (R10).
+      // An expired record is none (R12): the holder is taking the key over with another request.
       const row = (await execute(runner, statements.read, [request.account, request.key])).records[0];
-      return row ? foundRecordOf(row) : { status: 'locked', sameRequest: false };
+      return row && !isExpired(row) ? foundRecordOf(row) : { status: 'locked', sameRequest: false };
     });
   }
+}
+
+function isExpired(row: RecordRow): boolean {
+  return row.state === 'completed' && Number(row.ttl_remaining_ms) <= 0;
 }
 
 function isLockConflict(error: unknown): boolean {

@@ -3,7 +3,7 @@ import { QueryFailedError, type DataSource, type QueryRunner } from 'typeorm';
 import type { AtomicUnit, Claim, ClaimOutcome, ClaimRequest, FoundRecord, IdempotencyStore, StoredResponse } from './idempotency-store.js';
 import { SqlAtomicUnit, type SqlResult, type SqlUnitContext } from './sql-atomic-unit.js';
 import { sqlDialect, sqlFamilyOf, type SqlFamily } from './sql-dialect.js';
-import { buildStatements, claimParams, completeParams, foundRecordOf, type RecordRow, type Statements } from './sql-statements.js';
+import { buildStatements, claimParams, completeParams, foundRecordOf, type MysqlServer, type RecordRow, type Statements } from './sql-statements.js';
 import { DEFAULT_STORE_TIMEOUT_MS, StoreTimeoutError } from './store-timeout.js';
 
 /** Settings of the TypeORM store. */
@@ -13,7 +13,7 @@ export interface TypeOrmIdempotencyStoreOptions {
    * answers makes the call fail instead of hanging the request. Default 5000.
    */
   timeoutMs?: number;
-  /** Test seam: claim as on MySQL 8 (no RETURNING) even on MariaDB. */
+  /** Test seam: behave as on MySQL 8 (no RETURNING, no compound statements) even on MariaDB. */
   withoutReturning?: boolean;
 }
 
@@ -96,6 +96,7 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
   private readonly unitContext: SqlUnitContext = {
     statements: () => this.prepared(),
     createRunner: () => this.dataSource.createQueryRunner(),
+    connect: (runner) => this.connect(runner),
     execute: (runner, sql, params) => this.execute(runner, sql, params),
     within: (runner, working) => this.within(runner, working),
     withRunner: (work) => this.withRunner(work),
@@ -112,6 +113,7 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
   // row read back is the one this upsert left, under the row lock the upsert took.
   private claimWithoutReturning(sql: Statements, params: unknown[], request: ClaimRequest): Promise<RecordRow | undefined> {
     return this.withRunner(async (runner) => {
+      await this.connect(runner);
       await runner.startTransaction();
       try {
         await runner.query(sql.claim, params);
@@ -139,9 +141,22 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
     params: unknown[],
     prepared = true,
   ): Promise<SqlResult> {
+    await this.connect(runner);
     if (prepared && this.family === 'mysql') return executePrepared(this.dataSource, runner, sql, params);
     const result = await runner.query(sql, params, true);
+    if (this.family === 'mysql') return sqlResultOf(result.raw, result.affected);
     return { records: (result.records as RecordRow[] | undefined) ?? [], affected: result.affected ?? 0 };
+  }
+
+  /**
+   * The runner's connection. A call that gave up while waiting for a pooled one has already failed
+   * its request (503): its statements must never run once a connection frees up, or a claim nobody
+   * waits for would hold the key against the client's own retry.
+   */
+  private async connect(runner: QueryRunner): Promise<object> {
+    const connection = (await runner.connect()) as object;
+    if (abandonedRunners.has(runner)) throw new StoreTimeoutError(this.timeoutMs);
+    return connection;
   }
 
   /**
@@ -166,6 +181,7 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
+        abandonedRunners.add(runner);
         abandon(runner);
         reject(new StoreTimeoutError(this.timeoutMs));
       }, this.timeoutMs);
@@ -187,17 +203,13 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
   }
 
   private async prepare(): Promise<Statements> {
-    let returning = false;
-    let mariaDb = false;
-    if (this.family === 'mysql') {
-      const rows = (await this.withRunner((runner) => runner.query('SELECT VERSION() AS version'))) as Array<{
-        version: string;
-      }>;
-      const version = rows[0]?.version ?? '';
-      mariaDb = /mariadb/i.test(version);
-      returning = !this.forceWithoutReturning && mariaDbHasReturning(version);
-    }
-    return buildStatements(sqlDialect(this.family, returning), mariaDb);
+    if (this.family !== 'mysql') return buildStatements(sqlDialect(this.family, false));
+    const rows = (await this.withRunner((runner) => runner.query('SELECT VERSION() AS version'))) as Array<{ version: string }>;
+    const version = rows[0]?.version ?? '';
+    const returning = !this.forceWithoutReturning && mariaDbHasReturning(version);
+    // Compound statements came with MariaDB 10.1; the test seam asks for MySQL 8's behaviour.
+    const server: MysqlServer = { mariaDb: /mariadb/i.test(version), compound: returning };
+    return buildStatements(sqlDialect(this.family, returning), server);
   }
 }
 
@@ -234,12 +246,36 @@ async function executePrepared(
       reject(new QueryFailedError(sql, params, error));
     }),
   );
-  return Array.isArray(raw)
-    ? { records: raw as RecordRow[], affected: 0 }
-    : { records: [], affected: (raw as { affectedRows?: number }).affectedRows ?? 0 };
+  return sqlResultOf(raw, undefined);
 }
 
+/**
+ * Rows and affected count from a driver's raw result. A MariaDB compound statement answers with
+ * several results (one per statement that returns rows, then a status): its rows are the last
+ * result set's.
+ */
+function sqlResultOf(raw: unknown, affected: number | undefined): SqlResult {
+  if (!Array.isArray(raw)) return { records: [], affected: affected ?? (raw as { affectedRows?: number } | null)?.affectedRows ?? 0 };
+  const sets = raw.filter((part) => Array.isArray(part)) as RecordRow[][];
+  if (sets.length === 0) return { records: raw as RecordRow[], affected: affected ?? 0 };
+  const status = raw.find((part) => !Array.isArray(part)) as { affectedRows?: number } | undefined;
+  return { records: sets[sets.length - 1], affected: affected ?? status?.affectedRows ?? 0 };
+}
+
+// Runners whose call timed out: whatever they were waiting for, they must send nothing more.
+const abandonedRunners = new WeakSet<QueryRunner>();
+
+/**
+ * Ends the runner's connection at once. mysql2 connections have `destroy()`; a pg `Client` has
+ * none, so its socket is destroyed: the stuck query fails, and the pool drops the client.
+ */
 function abandon(runner: QueryRunner): void {
-  const connection = (runner as unknown as { databaseConnection?: { destroy?: () => void } }).databaseConnection;
-  connection?.destroy?.();
+  const connection = (runner as unknown as { databaseConnection?: PooledConnection }).databaseConnection;
+  if (typeof connection?.destroy === 'function') connection.destroy();
+  else connection?.connection?.stream?.destroy?.();
+}
+
+interface PooledConnection {
+  destroy?: () => void;
+  connection?: { stream?: { destroy?: () => void } };
 }

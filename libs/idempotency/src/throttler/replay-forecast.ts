@@ -1,10 +1,11 @@
 import type { ExecutionContext } from '@nestjs/common';
-import { resolveStoredAccount } from '../account/account-resolver.js';
+import { accountOf } from '../account/request-accounts.js';
 import { headerValues, httpExchangeOf, type HttpExchange } from '../http/http-exchange.js';
 import type { IdempotentMutations } from '../graphql/idempotent-mutations.js';
 import type { IdempotentRoutes } from '../idempotent-routes.js';
 import type { ResolvedModuleOptions, ResolvedRouteOptions } from '../idempotency.options.js';
 import { parseIdempotencyKey } from '../key/idempotency-key.parser.js';
+import { routeRecord } from '../key/record-address.js';
 import { requestKeyOf } from '../key/request-key.js';
 import type { IdempotencyStore } from '../store/idempotency-store.js';
 
@@ -44,9 +45,9 @@ export class ReplayForecast {
     if (!route) return false;
     const key = this.keyOf(exchange, route);
     if (key === undefined) return false;
-    const account = await resolveStoredAccount(this.options.account, exchange.request);
+    const record = routeRecord(await accountOf(this.options.account, exchange.request), key);
     // Hashed only when there is something to compare with: a fresh key costs no fingerprint here.
-    return this.answeredBefore(account, key, () => route.fingerprint(exchange.fingerprintInput));
+    return this.answeredBefore(record.account, record.key, () => route.fingerprint(exchange.fingerprintInput));
   }
 
   /** The same for a field of an idempotent GraphQL mutation: its record is its key and its response name. */
