@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
@@ -306,5 +306,60 @@ describe('IdempotencyService.runOnce({ atomic: true }) on sqlite', () => {
 
     const plain = await service.runOnce({ scope, key, inFlightWaitMs: 0 }, () => ({ run: ++runs }));
     expect(plain).toEqual({ run: 1 });
+  });
+});
+
+describe.each(['sqlite', 'mariadb'] as const)('IdempotencyService.runOnce options and encryption on %s', (database) => {
+  let plainProbe: RunningProbeApp;
+  let sealedProbe: RunningProbeApp;
+
+  beforeAll(async () => {
+    plainProbe = await startProbeApp({ database, platform: 'express', suite: 'run_once_checks' });
+    sealedProbe = await startProbeApp({
+      database,
+      platform: 'express',
+      suite: 'run_once_sealed',
+      options: { encryption: { keys: [randomBytes(32)], fingerprintKey: randomBytes(32) } },
+    });
+  });
+
+  afterAll(async () => {
+    await plainProbe?.close();
+    await sealedProbe?.close();
+  });
+
+  it.each([
+    ['ttl', { ttl: 0 }],
+    ['lockTimeoutMs', { lockTimeoutMs: 0 }],
+    ['inFlightWaitMs', { inFlightWaitMs: -1 }],
+    ['ttl', { ttl: 1.5 }],
+    ['key', { key: '' }],
+    ['scope', { scope: '' }],
+    ['fingerprint', { fingerprint: '' }],
+  ] as const)('refuses an invalid %s as the module would, naming it, before anything is claimed or run (R23)', async (name, invalid) => {
+    const service = plainProbe.app.get(IdempotencyService);
+    let runs = 0;
+    const options = { scope: 'job:checks', key: `job_${randomUUID()}`, ...invalid };
+    const error = await rejectionOf(service.runOnce(options, () => ++runs));
+    expect((error as Error).message).toContain(`"${name}"`);
+    expect(runs).toBe(0);
+    if (options.key !== '' && options.scope !== '') {
+      const [row] = await queryRows(plainProbe.dataSource, 'SELECT COUNT(*) AS n FROM idempotency_records WHERE idempotency_key = ?', [options.key]);
+      expect(Number(row.n)).toBe(0);
+    }
+  });
+
+  it("keys a caller's own fingerprint with the HMAC when encryption is on, and still refuses another fingerprint (R26, R10)", async () => {
+    const service = sealedProbe.app.get(IdempotencyService);
+    const key = `evt_${randomUUID()}`;
+    const fingerprint = createHash('sha256').update('{"event":"paid"}').digest('hex');
+    await service.runOnce({ scope: 'webhook:sealed', key, fingerprint }, () => ({ ok: true }));
+    const [row] = await queryRows<{ fingerprint: string }>(sealedProbe.dataSource, 'SELECT fingerprint FROM idempotency_records WHERE idempotency_key = ?', [key]);
+    expect(row.fingerprint).toMatch(/^[0-9a-f]{64}$/);
+    expect(row.fingerprint).not.toBe(fingerprint);
+    expect(await service.runOnce({ scope: 'webhook:sealed', key, fingerprint }, () => ({ ok: false }))).toEqual({ ok: true });
+    expect(await rejectionOf(service.runOnce({ scope: 'webhook:sealed', key, fingerprint: 'another' }, () => ({ ok: false })))).toBeInstanceOf(
+      IdempotencyKeyReuseError,
+    );
   });
 });

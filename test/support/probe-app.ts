@@ -263,7 +263,7 @@ export interface ProbeAppSettings {
   readonly options?: IdempotencyModuleOptions;
   readonly logger?: LogLevel[];
   /** Extra DataSource settings, such as a TypeORM `logger` that counts queries. */
-  readonly dataSource?: { readonly logger?: TypeOrmLogger; readonly poolSize?: number };
+  readonly dataSource?: { readonly logger?: TypeOrmLogger; readonly poolSize?: number; readonly url?: string };
   /** More routes beside the probe's own. */
   readonly controllers?: readonly Type[];
   /** What an application sets up around its handlers (middleware, plugins, global enhancers), before init. */
@@ -286,7 +286,7 @@ export async function startProbeApp(settings: ProbeAppSettings): Promise<Running
 
   @Module({
     imports: [
-      TypeOrmModule.forRoot({ ...probeDataSourceOptions(database), ...settings.dataSource }),
+      TypeOrmModule.forRoot({ ...probeDataSourceOptions(database), ...settings.dataSource } as DataSourceOptions),
       IdempotencyModule.forRoot(settings.options ?? {}),
     ],
     controllers: [ProbeController, ...(settings.controllers ?? [])],

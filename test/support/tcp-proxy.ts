@@ -42,6 +42,14 @@ export class TcpProxy {
     }
   }
 
+  /**
+   * Forwards new connections while those caught by `blackhole()` stay open and silent, as after a
+   * network fault that dropped them without a reset: only the client can give them up.
+   */
+  forwardNewConnections(): void {
+    this.mode = 'forward';
+  }
+
   /** Forwards again; connections left from the outage are closed, as a restarted network would. */
   restore(): void {
     this.mode = 'forward';

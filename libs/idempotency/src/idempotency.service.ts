@@ -6,10 +6,11 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { RESOLVED_OPTIONS } from './idempotency.constants.js';
-import type { ResolvedModuleOptions } from './idempotency.options.js';
+import { validateHandlerOptions, type IdempotencyRouteOptions, type ResolvedModuleOptions } from './idempotency.options.js';
 import type { EntityManager } from 'typeorm';
 import { OnceRunner } from './claims/once-runner.js';
 import { jsonResultCodec } from './claims/result-codec.js';
+import { keyedCallerFingerprint } from './encryption/keyed-caller-fingerprint.js';
 import { runOnceRecord } from './key/record-address.js';
 import { IDEMPOTENCY_STORE, type ClaimRequest, type IdempotencyStore } from './store/idempotency-store.js';
 
@@ -69,16 +70,12 @@ export class IdempotencyService implements OnApplicationBootstrap, OnModuleDestr
    * `JSON.stringify` keeps, with `Date` values as dates, is what a later call gets.
    */
   async runOnce<T>(options: RunOnceOptions, work: (context: RunOnceContext) => Promise<T> | T): Promise<T> {
-    const route = this.options.resolveRoute({
-      ttl: options.ttl,
-      lockTimeoutMs: options.lockTimeoutMs,
-      inFlightWaitMs: options.inFlightWaitMs,
-      atomic: options.atomic,
-    });
+    const route = this.options.resolveRoute(checkedRunOnceOptions(options));
+    const fingerprint = options.fingerprint ?? NO_FINGERPRINT;
     const request: ClaimRequest = {
       // In a namespace of its own: a scope never shares keys with an HTTP account of the same name (R7a).
       ...runOnceRecord(options.scope, options.key),
-      fingerprint: options.fingerprint ?? NO_FINGERPRINT,
+      fingerprint: this.options.encryption ? keyedCallerFingerprint(this.options.encryption.fingerprintMacKey, fingerprint) : fingerprint,
       ttlMs: route.ttlMs,
       leaseMs: route.leaseMs,
       route: `runOnce ${options.scope}`,
@@ -126,4 +123,25 @@ export class IdempotencyService implements OnApplicationBootstrap, OnModuleDestr
       if (removed < limit) return { deleted, batches };
     }
   }
+}
+
+/**
+ * The route options of a `runOnce` call, checked as the module's are (a mistake throws before
+ * anything is claimed, naming the option), with scope, key and fingerprint non-empty strings.
+ */
+function checkedRunOnceOptions(options: RunOnceOptions): IdempotencyRouteOptions {
+  const problems = (['scope', 'key'] as const)
+    .filter((name) => typeof options[name] !== 'string' || options[name] === '')
+    .map((name) => `"${name}" must be a non-empty string`);
+  if (options.fingerprint !== undefined && (typeof options.fingerprint !== 'string' || options.fingerprint === '')) {
+    problems.push('"fingerprint" must be a non-empty string when given');
+  }
+  if (problems.length > 0) throw new TypeError(`nestjs-idempotency: invalid runOnce options:\n  - ${problems.join('\n  - ')}`);
+  const route = Object.fromEntries(
+    Object.entries({ ttl: options.ttl, lockTimeoutMs: options.lockTimeoutMs, inFlightWaitMs: options.inFlightWaitMs, atomic: options.atomic }).filter(
+      ([, value]) => value !== undefined,
+    ),
+  ) as IdempotencyRouteOptions;
+  validateHandlerOptions(route, 'runOnce options');
+  return route;
 }
