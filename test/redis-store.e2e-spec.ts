@@ -295,17 +295,31 @@ describe('RedisIdempotencyStore against a real Redis', () => {
     expect(claimedOf(await store.claim({ ...request, fingerprint: fingerprintOf(1) })).fingerprint).toBe(fingerprintOf(1));
   });
 
-  it('an in-flight record gets the later of lease end and ttl end as its Redis expiry, the moment any request could take it over (R20, R12)', async () => {
+  it('an in-flight record gets the later of lease end and ttl end as its Redis expiry, at the claim and at each renewal, the moment any request could take it over (R20, R12)', async () => {
+    // Each pair has one end well before the other, so neither end alone passes for "the later".
     const leaseLonger = claimRequest({ leaseMs: LONG_MS, ttlMs: SHORT_MS });
     const ttlLonger = claimRequest({ leaseMs: SHORT_MS, ttlMs: LONG_MS });
-    await Promise.all([store.claim(leaseLonger), store.claim(ttlLonger)]);
+    const [leaseClaim, ttlClaim] = (await Promise.all([store.claim(leaseLonger), store.claim(ttlLonger)])).map(claimedOf);
+    expect(await field(leaseLonger, 'lease_at')).toBeGreaterThan((await field(leaseLonger, 'expires_at')) + LONG_MS / 2);
     expect((await snapshot(leaseLonger)).expiresAt).toBe(await field(leaseLonger, 'lease_at'));
+    expect(await field(ttlLonger, 'expires_at')).toBeGreaterThan((await field(ttlLonger, 'lease_at')) + LONG_MS / 2);
     expect((await snapshot(ttlLonger)).expiresAt).toBe(await field(ttlLonger, 'expires_at'));
 
-    const both = claimRequest({ leaseMs: 200, ttlMs: 400 });
-    await store.claim(both);
-    await sleep(400 + SLACK_MS);
-    expect(await admin.exists(recordKey(both))).toBe(0);
+    // A renewal to a lease that ends before the ttl keeps the ttl's end; one past it moves to the lease's.
+    expect(await store.renew(ttlClaim, SHORT_MS)).toBe(true);
+    expect((await snapshot(ttlLonger)).expiresAt).toBe(await field(ttlLonger, 'expires_at'));
+    expect(await store.renew(leaseClaim, 2 * LONG_MS)).toBe(true);
+    expect((await snapshot(leaseLonger)).expiresAt).toBe(await field(leaseLonger, 'lease_at'));
+    expect(await field(leaseLonger, 'lease_at')).toBeGreaterThan((await field(leaseLonger, 'expires_at')) + LONG_MS);
+
+    // And Redis keeps each record past its earlier end and deletes it after the later one.
+    const shortLease = claimRequest({ leaseMs: 300, ttlMs: 1200 });
+    const shortTtl = claimRequest({ leaseMs: 1200, ttlMs: 300 });
+    await Promise.all([store.claim(shortLease), store.claim(shortTtl)]);
+    await sleep(300 + SLACK_MS);
+    expect(await admin.exists(recordKey(shortLease), recordKey(shortTtl))).toBe(2);
+    await sleep(1200 - 300);
+    expect(await admin.exists(recordKey(shortLease), recordKey(shortTtl))).toBe(0);
   });
 
   it('purgeExpired(3) returns 0 and keeps every live record: Redis has already deleted each record whose life ended, a completed one and a dead claim (R21, R29)', async () => {

@@ -51,20 +51,50 @@ describe.each(['mariadb', 'postgres'] as const)('when the idempotency store on %
     return { key: randomUUID(), body: { datastreamId: randomInt(1, 2 ** 31), processingMs } };
   }
 
+  /**
+   * The example's routes that need neither the idempotency store nor the database (its data routes
+   * share the cut database, so no library could keep them up): GET /healthz, GET /metrics and a
+   * GraphQL query. Each is sent with an Idempotency-Key, which a GET and a route without
+   * @Idempotent() ignore (R1), so none of them may reach the store.
+   */
+  async function routesWithoutIdempotency(): Promise<{ health: RawAnswer; metrics: RawAnswer; query: RawAnswer }> {
+    const [health, metrics, query] = await Promise.all([
+      send(app.url, 'GET', '/healthz', { key: randomUUID() }),
+      send(app.url, 'GET', '/metrics', { key: randomUUID() }),
+      send(app.url, 'POST', '/graphql', { key: randomUUID(), body: { query: '{ __typename }' } }),
+    ]);
+    expect([health.status, health.body.toString()]).toEqual([200, '{"status":"ok"}']);
+    expect(metrics.status).toBe(200);
+    expect([query.status, query.body.toString().trim()]).toEqual([200, '{"data":{"__typename":"Query"}}']);
+    return { health, metrics, query };
+  }
+
   it('fails closed with 503 idempotency_unavailable when the database is cut off mid-load, runs no handler for those requests, and keeps other routes up', async () => {
     const requests = Array.from({ length: 60 }, () => newRequest(50));
+    let otherRoutesDuringLoad: ReturnType<typeof routesWithoutIdempotency> | undefined;
     const load = runConcurrently(
       requests.map(({ key, body }, index) => async () => {
-        if (index === 20) proxy.refuse();
+        if (index === 20) {
+          proxy.refuse();
+          otherRoutesDuringLoad = routesWithoutIdempotency();
+          // Awaited after the load; until then a failure must not count as unhandled.
+          otherRoutesDuringLoad.catch(() => undefined);
+        }
         return send(app.url, 'POST', '/v1/exports', { key, body });
       }),
       6,
     );
     const answers = await load;
+    // Still cut off: the other routes answer as usual, beside the 503s of the idempotent one.
+    await otherRoutesDuringLoad;
+    const afterLoad = await routesWithoutIdempotency();
     proxy.restore();
 
     const refused = answers.filter((answer) => answer.status === 503);
     expect(refused.length).toBeGreaterThan(20);
+    // The metrics were served from the outage itself: it counted the refusals it had just made.
+    const unavailable = /^idempotency_requests_total\{route="POST \/v1\/exports",outcome="unavailable"\} (\d+)$/m.exec(afterLoad.metrics.body.toString());
+    expect(Number(unavailable?.[1])).toBeGreaterThanOrEqual(refused.length);
     for (const [index, answer] of answers.entries()) {
       // A request the cut caught after its claim may see its own handler fail (500, key released or
       // left to its lease); none is ever answered as if it succeeded without running.

@@ -22,6 +22,8 @@ export interface AppConfig {
   readonly redisStore?: RedisStoreConfig;
   /** Idempotency timings, in ms; unset ones keep the library's defaults. */
   readonly idempotency: {
+    /** `IDEMPOTENCY_TTL_MS`: how long a stored response lives (default 24 h). */
+    readonly ttl?: number;
     readonly lockTimeoutMs?: number;
     readonly inFlightWaitMs?: number;
     readonly storeTimeoutMs?: number;
@@ -78,6 +80,7 @@ export function loadAppConfig(env: NodeJS.ProcessEnv): AppConfig {
     atomic: parseAtomic(env.IDEMPOTENCY_ATOMIC, Boolean(env.DATABASE_URL?.trim()), redisStore !== undefined),
     redisStore,
     idempotency: {
+      ttl: parseMs('IDEMPOTENCY_TTL_MS', env.IDEMPOTENCY_TTL_MS),
       lockTimeoutMs: parseMs('IDEMPOTENCY_LOCK_TIMEOUT_MS', env.IDEMPOTENCY_LOCK_TIMEOUT_MS),
       inFlightWaitMs: parseMs('IDEMPOTENCY_IN_FLIGHT_WAIT_MS', env.IDEMPOTENCY_IN_FLIGHT_WAIT_MS),
       storeTimeoutMs: parseMs('IDEMPOTENCY_STORE_TIMEOUT_MS', env.IDEMPOTENCY_STORE_TIMEOUT_MS),

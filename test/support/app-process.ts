@@ -33,14 +33,20 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** How to start the process itself, beside its environment. */
+export interface AppProcessOptions {
+  /** Node options before the script, such as `--import <preload>`. */
+  readonly nodeArgs?: readonly string[];
+}
+
 /**
  * Starts `node dist/src/main.js` (built by `npm test` before Jest runs) with the given environment
  * and waits until it answers `GET /healthz`.
  */
-export async function startAppProcess(env: Record<string, string>): Promise<AppProcess> {
+export async function startAppProcess(env: Record<string, string>, options: AppProcessOptions = {}): Promise<AppProcess> {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run "npm run build" first (npm test does).`);
   const port = await freePort();
-  const child = spawn(process.execPath, [MAIN], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), MAIN], {
     // Fleet suites are about exactly-once, not rate limits: a budget no run reaches unless a test sets
     // one; and no RabbitMQ consumer unless a suite asks for one, as instances would share one queue.
     env: { ...process.env, NODE_OPTIONS: '', API_KEYS: FLEET_API_KEYS, RATE_LIMIT_PER_MINUTE: '1000000', RABBITMQ_URL: 'off', ...env, PORT: String(port) },

@@ -43,6 +43,9 @@ export interface CaptureEvent {
   readonly workMs?: number;
 }
 
+/** The id under which the tagged handler counts a run of a payload without `meta`, which must not run. */
+export const KEYLESS_TAG = '(no meta)';
+
 /** An event whose key a function finds at `meta.id`; a payload without `meta` makes the function throw. */
 export interface TaggedEvent {
   readonly meta?: { readonly id: string };
@@ -136,9 +139,11 @@ class MessageHandlers {
 
   @EventPattern<string>(MESSAGE_PATTERNS.tagged, Transport.RMQ)
   @Idempotent({ key: (payload) => (payload as Required<TaggedEvent>).meta.id, manualAck: true })
-  async tagged(@Payload() event: Required<TaggedEvent>): Promise<void> {
-    this.runs.record(MESSAGE_PATTERNS.tagged, event.meta.id);
-    await this.effects.record(MESSAGE_PATTERNS.tagged, event.meta.id);
+  async tagged(@Payload() event: TaggedEvent): Promise<void> {
+    // A payload without a key must never get here; if it does, its run is counted like any other.
+    const id = event.meta?.id ?? KEYLESS_TAG;
+    this.runs.record(MESSAGE_PATTERNS.tagged, id);
+    await this.effects.record(MESSAGE_PATTERNS.tagged, id);
   }
 
   @EventPattern<string>(MESSAGE_PATTERNS.flaky, Transport.RMQ)

@@ -1,4 +1,4 @@
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import type { FoundRecord, StoredResponse } from '../store/idempotency-store.js';
 import { waitForSettledRecord } from './in-flight-wait.js';
 
@@ -31,12 +31,24 @@ describe('waitForSettledRecord (R11)', () => {
   });
 
   it('gives up after the budget with the last in-flight state, polling with growing gaps', async () => {
-    let polls = 0;
-    const result = await waitForSettledRecord(inFlight, async () => (polls++, inFlight), 400);
-    expect(result).toBe(inFlight);
-    // Backoff from 25 ms doubling (with jitter) fits far fewer polls in 400 ms than a fixed 25 ms would (16).
-    expect(polls).toBeGreaterThan(1);
-    expect(polls).toBeLessThan(10);
+    // No jitter (the random factor at its middle, 1), so the schedule is exact: 25 ms, doubling up
+    // to 500 ms. A timer only ever fires late, so each gap is at least its step; a fixed interval,
+    // or one growing by a constant step, falls short of the doubling by the fourth gap at the latest.
+    const random = jest.spyOn(Math, 'random').mockReturnValue(0.5);
+    try {
+      const polledAt: number[] = [];
+      const startedAt = performance.now();
+      const result = await waitForSettledRecord(inFlight, async () => (polledAt.push(performance.now()), inFlight), 1500);
+      const endedAt = performance.now();
+      expect(result).toBe(inFlight);
+      expect(endedAt - startedAt).toBeGreaterThanOrEqual(1500 - 1);
+      // 25 + 50 + 100 + 200 + 400 + 500 = 1275 ms: six polls fit, then the rest of the budget.
+      expect(polledAt.length).toBeGreaterThanOrEqual(6);
+      const gaps = polledAt.map((at, index) => at - (index === 0 ? startedAt : polledAt[index - 1]));
+      [25, 50, 100, 200, 400, 500].forEach((step, index) => expect(gaps[index]).toBeGreaterThanOrEqual(step - 1));
+    } finally {
+      random.mockRestore();
+    }
   });
 
   it('with no budget, answers with the state it started from and never polls', async () => {

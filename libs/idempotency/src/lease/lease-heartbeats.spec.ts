@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import type { Claim, IdempotencyStore } from '../store/idempotency-store.js';
 import { LeaseHeartbeats } from './lease-heartbeats.js';
 
@@ -29,15 +29,24 @@ function renewingStore(answers: Array<boolean | Error> = []): { store: Idempoten
 
 describe('LeaseHeartbeats (R20)', () => {
   it('renews the lease every third of it while the handler runs, and not after stop()', async () => {
-    const { store, renewals } = renewingStore();
-    const heartbeat = new LeaseHeartbeats(store).start(claim, { leaseMs: 60, maxHoldMs: 10_000, onLost: () => undefined });
-    await sleep(150);
-    heartbeat.stop();
-    const renewedWhileRunning = renewals.length;
-    await sleep(100);
-    expect(renewedWhileRunning).toBeGreaterThanOrEqual(3);
-    expect(renewals.length).toBe(renewedWhileRunning);
-    expect(renewals.every((leaseMs) => leaseMs === 60)).toBe(true);
+    // On a fake clock, so the test sees the schedule itself: a renewal every half or 5/6 of the
+    // lease would keep a live claim too, but fewer renewals would fit in it before it ends.
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask'] });
+    try {
+      const renewedAt: number[] = [];
+      const { store, renewals } = renewingStore();
+      const renew = store.renew.bind(store);
+      store.renew = (renewing, leaseMs) => (renewedAt.push(performance.now()), renew(renewing, leaseMs));
+      const startedAt = performance.now();
+      const heartbeat = new LeaseHeartbeats(store).start(claim, { leaseMs: 600, maxHoldMs: 10_000, onLost: () => undefined });
+      await jest.advanceTimersByTimeAsync(2000);
+      heartbeat.stop();
+      await jest.advanceTimersByTimeAsync(2000);
+      expect(renewedAt.map((at) => at - startedAt)).toEqual([200, 400, 600, 800, 1000, 1200, 1400, 1600, 1800, 2000]);
+      expect(renewals.every((leaseMs) => leaseMs === 600)).toBe(true);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('reports a lost claim once and stops renewing when the store says the claim was taken over', async () => {

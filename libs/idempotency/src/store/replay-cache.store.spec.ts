@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import type { ClaimOutcome, ClaimRequest, FoundRecord, IdempotencyStore, StoredResponse } from './idempotency-store.js';
 import { ReplayCachingStore } from './replay-cache.store.js';
 
@@ -58,14 +58,31 @@ describe('ReplayCachingStore (R9, R12, R19)', () => {
   });
 
   it("stops using an entry when the record expires by the database's count, never later", async () => {
-    const { store, calls } = completedStore(40);
-    const cached = new ReplayCachingStore(store);
-    await cached.claim(claimOf('k'));
-    await cached.claim(claimOf('k'));
-    expect(calls.claim).toBe(1);
-    await sleep(60);
-    await cached.claim(claimOf('k'));
-    expect(calls.claim).toBe(2);
+    // The cache's clock (performance.now) is the test's: the claim is sent at 1000 and answered at
+    // 1100, with 400 ms left by the database's count at some moment in between. The entry must end
+    // at 1400 (counted from the sending, the earliest that moment can be), not a millisecond later.
+    let now = 1000;
+    const clock = jest.spyOn(performance, 'now').mockImplementation(() => now);
+    try {
+      const { store, calls } = completedStore(400);
+      const claim = store.claim.bind(store);
+      store.claim = async (request) => {
+        now += 100;
+        return claim(request);
+      };
+      const cached = new ReplayCachingStore(store);
+      await cached.claim(claimOf('k'));
+      expect(calls.claim).toBe(1);
+      now = 1399;
+      const lastCached = await cached.claim(claimOf('k'));
+      expect(calls.claim).toBe(1);
+      expect(lastCached).toMatchObject({ status: 'completed', expiresInMs: 1 });
+      now = 1400;
+      await cached.claim(claimOf('k'));
+      expect(calls.claim).toBe(2);
+    } finally {
+      clock.mockRestore();
+    }
   });
 
   it('asks the store again after maxAgeMs even when the record lives longer', async () => {
