@@ -434,6 +434,14 @@ describe.each([
     expect(answers[4].body.errors[0].message).toBe('An unexpected error occurred.');
   });
 
+  it('documents the bounds it enforces: amount and datastreamId are integers from 1 to 2^53-1 in the OpenAPI document (bad input is 4xx)', async () => {
+    const document = await request(app.getHttpServer()).get('/docs-json').expect(200);
+    const schemas = document.body.components.schemas as Record<string, { properties: Record<string, object> }>;
+    const bounds = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER };
+    expect(schemas.CreatePaymentDto.properties.amount).toMatchObject(bounds);
+    expect(schemas.CreateExportDto.properties.datastreamId).toMatchObject(bounds);
+  });
+
   it("answers a retry of a payment in flight with the library's own 409: its body, content type and Retry-After (R11, R17)", async () => {
     const key = randomUUID();
     const customerId = `cus_slow_${randomUUID().slice(0, 8)}`;

@@ -10,6 +10,7 @@ export function apiError(status: number, code: string, message: string, details?
   return new HttpException(apiErrorBody(code, message, details), status);
 }
 
+/** The API's error body; `details` only when there are some (validation_failed's fields). */
 export function apiErrorBody(code: string, message: string, details?: unknown): ApiErrorBody {
   return { error: details === undefined ? { code, message } : { code, message, details } };
 }
