@@ -1,9 +1,10 @@
 import { Module, type DynamicModule, type ModuleMetadata } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { IdempotencyModule, RedisIdempotencyStore, type IdempotencyModuleOptions } from 'nestjs-idempotency';
 import { ApiKeyGuard } from './auth/api-key.guard.js';
 import { CapturesModule } from './captures/captures.module.js';
+import { ApiExceptionFilter } from './common/api-exception.filter.js';
 import { AppConfigModule } from './config/app-config.module.js';
 import type { AppConfig } from './config/app-config.js';
 import { dataSourceOptions } from './database/data-source-options.js';
@@ -42,6 +43,9 @@ export class AppModule {
       controllers: [HealthController],
       providers: [
         { provide: APP_GUARD, useClass: ApiKeyGuard },
+        // Registered before IdempotencyModule's filter (this module is scanned first), so Nest asks
+        // that one first: the library's refusals keep the library's rendering.
+        { provide: APP_FILTER, useClass: ApiExceptionFilter },
       ],
     };
   }

@@ -4,6 +4,9 @@ import { Transport, type MicroserviceOptions } from '@nestjs/microservices';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import compression from 'compression';
 import { AppModule, type ExtraImports } from './app.module.js';
+import { answerClientError } from './common/client-error.js';
+import { errorAnswerOf } from './common/error-answer.js';
+import { refuseNonUtf8Json } from './common/json-charset.middleware.js';
 import { apiValidationPipe } from './common/validation.pipe.js';
 import type { AppConfig, RabbitMqConfig } from './config/app-config.js';
 
@@ -20,6 +23,8 @@ export async function createPaymentsApp(
 ): Promise<INestApplication> {
   const app =
     platform === 'fastify' ? await createOnFastify(config, logger, extraImports) : await createOnExpress(config, logger, extraImports);
+  // Before the body parsers, which Nest registers at init().
+  app.use(refuseNonUtf8Json);
   app.useGlobalPipes(apiValidationPipe());
   if (config.rabbitmq) connectCaptureConsumer(app, config.rabbitmq);
   await serveApiDocs(app, platform);
@@ -77,6 +82,8 @@ async function canServeUiFilesOnFastify(): Promise<boolean> {
 async function createOnExpress(config: AppConfig, logger: LogLevel[], extraImports: ExtraImports): Promise<INestApplication> {
   const app = await NestFactory.create(AppModule.forRoot(config, extraImports), { logger, rawBody: true });
   app.use(compression());
+  // Requests Node's HTTP parser refuses (e.g. headers too large) never reach Express.
+  app.getHttpServer().on('clientError', answerClientError);
   return app;
 }
 
@@ -88,7 +95,15 @@ async function createOnFastify(config: AppConfig, logger: LogLevel[], extraImpor
   ]);
   const app = await NestFactory.create<import('@nestjs/platform-fastify').NestFastifyApplication>(
     AppModule.forRoot(config, extraImports),
-    new FastifyAdapter(),
+    new FastifyAdapter({
+      // Fastify's router refuses a malformed path or an over-long parameter, and Node's parser a
+      // malformed request, before Nest sees the request: answered here in the API's error shape.
+      frameworkErrors: (error: Error, _request: unknown, reply: import('fastify').FastifyReply) => {
+        const { status, body } = errorAnswerOf(error);
+        void reply.status(status).send(body);
+      },
+      clientErrorHandler: answerClientError,
+    }),
     { logger, rawBody: true },
   );
   await app.register(compress);

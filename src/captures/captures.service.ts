@@ -6,6 +6,7 @@ import { IdempotencyTransaction } from 'nestjs-idempotency';
 import type { Repository } from 'typeorm';
 import { apiError } from '../common/api-error.js';
 import { Payment } from '../payments/payment.entity.js';
+import { isPaymentId } from '../payments/payment-id.js';
 import { Capture } from './capture.entity.js';
 import { captureEventProblem, type CaptureEvent } from './capture-event.js';
 
@@ -47,7 +48,7 @@ export class CapturesService {
 
   /** The captures of one of the account's payments, oldest first. */
   async listFor(account: string, paymentId: string): Promise<Capture[]> {
-    const payment = await this.payments.findOne({ where: { account, id: paymentId } });
+    const payment = isPaymentId(paymentId) ? await this.payments.findOne({ where: { account, id: paymentId } }) : null;
     if (!payment) throw apiError(404, 'not_found', `No payment ${paymentId}.`);
     return this.captures.find({ where: { paymentId }, order: { capturedAt: 'ASC', id: 'ASC' } });
   }

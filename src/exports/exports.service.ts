@@ -7,6 +7,8 @@ import { apiError } from '../common/api-error.js';
 import type { CreateExportDto } from './create-export.dto.js';
 import { ExportJob } from './export-job.entity.js';
 
+const EXPORT_ID = /^exp_[0-9a-f]{32}$/;
+
 @Injectable()
 export class ExportsService {
   constructor(@InjectRepository(ExportJob) private readonly jobs: Repository<ExportJob>) {}
@@ -26,7 +28,8 @@ export class ExportsService {
   }
 
   async remove(account: string, id: string): Promise<void> {
-    const result = await this.jobs.delete({ account, id });
+    // An id that cannot be an export's is none, answered without a query (PostgreSQL refuses U+0000 in text).
+    const result = EXPORT_ID.test(id) ? await this.jobs.delete({ account, id }) : { affected: 0 };
     if (!result.affected) throw apiError(404, 'not_found', `No export ${id}.`);
   }
 }

@@ -8,9 +8,11 @@ import type { CreatePaymentDto } from '../payments/create-payment.dto.js';
  */
 @InputType()
 export class CreatePaymentInput implements CreatePaymentDto {
+  // GraphQL's Int is 32-bit: a larger amount is refused as BAD_USER_INPUT before the resolver runs.
   @Field(() => Int, { description: 'Amount in minor units (cents).' })
   @IsInt()
   @IsPositive()
+  @Max(Number.MAX_SAFE_INTEGER)
   amount!: number;
 
   @Field({ description: 'Three upper-case letters, e.g. EUR.' })

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
@@ -7,6 +6,7 @@ import type { Repository } from 'typeorm';
 import { apiError } from '../common/api-error.js';
 import type { CreatePaymentDto } from './create-payment.dto.js';
 import { Payment } from './payment.entity.js';
+import { isPaymentId, newPaymentId } from './payment-id.js';
 
 /** Customer ids that make the fake processor misbehave, to show stored and released outcomes. */
 const DECLINED_CUSTOMER = 'cus_declined';
@@ -29,7 +29,7 @@ export class PaymentsService {
       throw new Error('The payment processor failed unexpectedly.');
     }
     const payment = this.payments.create({
-      id: `pay_${randomUUID().replaceAll('-', '')}`,
+      id: newPaymentId(),
       account,
       amount: request.amount,
       currency: request.currency,
@@ -53,7 +53,7 @@ export class PaymentsService {
   }
 
   async findOne(account: string, id: string): Promise<Payment> {
-    const payment = await this.payments.findOne({ where: { account, id } });
+    const payment = isPaymentId(id) ? await this.payments.findOne({ where: { account, id } }) : null;
     if (!payment) throw apiError(404, 'not_found', `No payment ${id}.`);
     return payment;
   }
