@@ -32,6 +32,8 @@ export { InvalidIdempotencyKeyError } from './errors/invalid-idempotency-key.err
 export { IdempotencyKeyReuseError } from './errors/idempotency-key-reuse.error.js';
 export { IdempotencyConflictError } from './errors/idempotency-conflict.error.js';
 export { IdempotencyUnavailableError } from './errors/idempotency-unavailable.error.js';
+export { IdempotencyBodyTooLargeError } from './errors/idempotency-body-too-large.error.js';
+export { IdempotencyBodyUnreadableError } from './errors/idempotency-body-unreadable.error.js';
 export {
   IDEMPOTENCY_STORE,
   type AtomicClaimOutcome,

@@ -6,7 +6,9 @@ export type IdempotencyErrorCode =
   | 'invalid_idempotency_key'
   | 'idempotency_key_reuse'
   | 'idempotency_conflict'
-  | 'idempotency_unavailable';
+  | 'idempotency_unavailable'
+  | 'idempotency_body_too_large'
+  | 'idempotency_body_unreadable';
 
 /** What holds a key: an HTTP or message header, a GraphQL argument, a message payload's property. */
 export type KeyCarrier = 'header' | 'argument' | 'property';
