@@ -1,198 +1,216 @@
 import { canonicalJsonNumber } from './json-number.js';
 
+// Token kinds on the tape.
+const PLAIN_STRING = 1;
+const ESCAPED_STRING = 2;
+const PLAIN_NUMBER = 3;
+const NUMBER = 4;
+const TRUE = 5;
+const FALSE = 6;
+const NULL = 7;
+const ARRAY = 8;
+const OBJECT = 9;
+/**
+ * Each token takes three slots: its kind, then for a string or number the offsets of its text
+ * (start, end), for an array or object its count of items or members and the tape index past its
+ * last token.
+ */
+const SLOTS = 3;
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const COLON = 0x3a;
-const OPEN_ARRAY = 0x5b;
-const CLOSE_ARRAY = 0x5d;
-const OPEN_OBJECT = 0x7b;
-const CLOSE_OBJECT = 0x7d;
 const MINUS = 0x2d;
 const BYTE_ORDER_MARK = 0xfeff;
 // Integers of up to 21 digits are written by Number::toString as they are written in JSON.
 const PLAIN_INTEGER_DIGITS = 21;
-
-class ArrayFrame {
-  readonly items: string[] = [];
-}
-
-class ObjectFrame {
-  /** Decoded member names, in arrival order: what members are sorted by. */
-  readonly names: string[] = [];
-  /** `"name":value` of each member, canonical, in arrival order. */
-  readonly members: string[] = [];
-  /** The member whose value is being read: its decoded name and its canonical `"name":`. */
-  name = '';
-  label = '';
-}
+const LITERALS = [
+  [TRUE, 'true'],
+  [FALSE, 'false'],
+  [NULL, 'null'],
+] as const;
+const LITERAL_TEXT: Record<number, string> = { [TRUE]: 'true', [FALSE]: 'false', [NULL]: 'null' };
+// What reading a value did.
+const READ = 0;
+const OPENED = 1;
+const FAILED = 2;
 
 /**
- * The canonical JSON text (R7) of a JSON document given as text: object members sorted by UTF-16
- * code unit, a repeated member name resolved as `JSON.parse` does (the last one wins), strings
- * written as `JSON.stringify` writes them, no insignificant whitespace, and numbers compared
- * exactly as written (see {@link canonicalJsonNumber}), never through a double. For any document
- * whose numbers a double holds as written, this is the text the parsed value canonicalises to
+ * Writes the canonical JSON text (R7) of a JSON document given as text into `sink`, piece by
+ * piece: object members sorted by UTF-16 code unit, a repeated member name resolved as
+ * `JSON.parse` does (the last one wins), strings written as `JSON.stringify` writes them (so
+ * `"\u0041"` is `"A"`), no insignificant whitespace, and numbers compared exactly as written
+ * (see {@link canonicalJsonNumber}), never through a double. For a document whose numbers a double
+ * holds as written, this is exactly the text its parsed value canonicalises to
  * (`canonicalJson(JSON.parse(text))`), so both routes to a fingerprint agree.
  *
- * It reads with an explicit stack, never recursion, so any nesting depth works. Returns undefined
- * when the text is not one JSON value, as `JSON.parse` would refuse it.
+ * The whole text is checked first, so nothing is written for a text that is not one JSON value
+ * (as `JSON.parse` would refuse it): then it returns false. It reads into a flat tape of offsets
+ * and writes from it, with explicit stacks, never recursion, so any nesting depth works; the
+ * pieces it writes are slices of the text, so a large body makes little garbage.
  */
-export function canonicalJsonText(text: string): string | undefined {
-  return new CanonicalReader(text).read();
+export function writeCanonicalJsonText(text: string, sink: (piece: string) => void): boolean {
+  // A sink that canonicalises another text while this one is written gets a tape of its own.
+  const borrowing = !scratchInUse;
+  scratchInUse = true;
+  try {
+    const tape = readTape(text, borrowing ? scratchTape : undefined);
+    if (!tape) return false;
+    writeTape(text, tape, sink);
+    return true;
+  } finally {
+    if (borrowing) scratchInUse = false;
+  }
 }
 
-class CanonicalReader {
-  private at: number;
-  private readonly stack: Array<ArrayFrame | ObjectFrame> = [];
+// Allocating a typed array costs more than canonicalising a small body: the tapes of bodies of
+// up to 4096 tokens are written here, one at a time (canonicalising is synchronous).
+const scratchTape = new Int32Array(4096 * SLOTS);
+let scratchInUse = false;
 
-  constructor(private readonly text: string) {
+/** The canonical JSON text of a JSON document, or undefined when the text is not one JSON value. */
+export function canonicalJsonText(text: string): string | undefined {
+  let written = '';
+  return writeCanonicalJsonText(text, (piece) => (written += piece)) ? written : undefined;
+}
+
+/** Reads and checks the whole text into a tape of tokens; undefined when it is not one JSON value. */
+function readTape(text: string, scratch: Int32Array | undefined): Int32Array | undefined {
+  const reader = new TapeReader(text, scratch);
+  return reader.read() ? reader.tape : undefined;
+}
+
+class TapeReader {
+  tape: Int32Array;
+  private size = 0;
+  private at: number;
+  /** Tape indices of the arrays and objects being read, innermost last. */
+  private readonly open: number[] = [];
+
+  constructor(
+    private readonly text: string,
+    scratch: Int32Array | undefined,
+  ) {
+    // A token takes at least one character; JSON bodies average more than four characters a
+    // token, so a large one rarely grows its tape.
+    const tokens = Math.max(Math.min(text.length + 1, 1024), Math.ceil(text.length / 4));
+    this.tape = scratch && scratch.length >= tokens * SLOTS ? scratch : new Int32Array(tokens * SLOTS);
     // Body parsers drop a leading byte order mark before JSON.parse; the data is the same.
     this.at = text.charCodeAt(0) === BYTE_ORDER_MARK ? 1 : 0;
   }
 
-  read(): string | undefined {
-    try {
-      return this.document();
-    } catch {
-      // JSON.parse refused an escaped string or name.
-      return undefined;
-    }
-  }
-
-  private document(): string | undefined {
-    const { text, stack } = this;
+  read(): boolean {
+    const { text, open } = this;
     this.skipWhitespace();
     for (;;) {
-      let value: string | undefined;
-      const code = text.charCodeAt(this.at);
-      if (code === OPEN_OBJECT) {
-        this.at++;
-        this.skipWhitespace();
-        if (text.charCodeAt(this.at) === CLOSE_OBJECT) {
-          this.at++;
-          value = '{}';
-        } else {
-          const frame = new ObjectFrame();
-          stack.push(frame);
-          if (!this.memberName(frame)) return undefined;
-          continue;
-        }
-      } else if (code === OPEN_ARRAY) {
-        this.at++;
-        this.skipWhitespace();
-        if (text.charCodeAt(this.at) === CLOSE_ARRAY) {
-          this.at++;
-          value = '[]';
-        } else {
-          stack.push(new ArrayFrame());
-          continue;
-        }
-      } else if (code === QUOTE) {
-        value = this.string(false);
-      } else if (code === MINUS || isDigit(code)) {
-        value = this.number();
-      } else {
-        value = this.literal();
-      }
-      if (value === undefined) return undefined;
-
+      const read = this.value();
+      if (read === FAILED) return false;
+      if (read === OPENED) continue;
       // Close every container this value completes, up to one that has more to read.
       for (;;) {
-        const top = stack[stack.length - 1];
         this.skipWhitespace();
-        if (top === undefined) return this.at === text.length ? value : undefined;
+        if (open.length === 0) return this.at === text.length;
+        const container = open[open.length - 1];
+        const kind = this.tape[container];
         const next = text.charCodeAt(this.at++);
-        if (top instanceof ArrayFrame) {
-          top.items.push(value);
-          if (next === COMMA) break;
-          if (next !== CLOSE_ARRAY) return undefined;
-          stack.pop();
-          value = `[${top.items.join(',')}]`;
-        } else {
-          top.names.push(top.name);
-          top.members.push(top.label + value);
-          if (next === COMMA) {
-            this.skipWhitespace();
-            if (!this.memberName(top)) return undefined;
-            break;
-          }
-          if (next !== CLOSE_OBJECT) return undefined;
-          stack.pop();
-          value = sortedObject(top);
+        this.tape[container + 1]++;
+        if (next === 0x2c) {
+          this.skipWhitespace();
+          if (kind === OBJECT && !this.memberName()) return false;
+          break;
         }
+        if (next !== (kind === ARRAY ? 0x5d : 0x7d)) return false;
+        this.tape[container + 2] = this.size;
+        open.pop();
       }
-      this.skipWhitespace();
     }
   }
 
-  /** Reads `"name":` into the frame and leaves the reader at the member's value. */
-  private memberName(frame: ObjectFrame): boolean {
-    if (this.text.charCodeAt(this.at) !== QUOTE) return false;
-    const label = this.string(true);
-    if (label === undefined) return false;
+  /** Reads one value, or opens an array or object and reads up to its first value (OPENED). */
+  private value(): typeof READ | typeof OPENED | typeof FAILED {
+    const { text } = this;
+    const code = text.charCodeAt(this.at);
+    if (code === QUOTE) return this.string() ? READ : FAILED;
+    if (code === MINUS || isDigit(code)) return this.number() ? READ : FAILED;
+    if (code === 0x7b || code === 0x5b) {
+      const kind = code === 0x7b ? OBJECT : ARRAY;
+      const container = this.push(kind, 0, 0);
+      this.at++;
+      this.skipWhitespace();
+      if (text.charCodeAt(this.at) === (kind === ARRAY ? 0x5d : 0x7d)) {
+        this.at++;
+        this.tape[container + 2] = this.size;
+        return READ;
+      }
+      this.open.push(container);
+      return kind === ARRAY || this.memberName() ? OPENED : FAILED;
+    }
+    for (const [kind, word] of LITERALS) {
+      if (text.startsWith(word, this.at)) {
+        this.at += word.length;
+        this.push(kind, 0, 0);
+        return READ;
+      }
+    }
+    return FAILED;
+  }
+
+  /** Reads `"name":` and leaves the reader at the member's value. */
+  private memberName(): boolean {
+    if (this.text.charCodeAt(this.at) !== QUOTE || !this.string()) return false;
     this.skipWhitespace();
-    if (this.text.charCodeAt(this.at) !== COLON) return false;
+    if (this.text.charCodeAt(this.at) !== 0x3a) return false;
     this.at++;
     this.skipWhitespace();
-    frame.label = `${label}:`;
     return true;
   }
 
   /**
-   * A string at the reader, as JSON.stringify writes it. Without escapes, surrogates or control
-   * characters, that is the text as sent; otherwise JSON.parse decodes it (`"\u0041"` is `"A"`)
-   * and JSON.stringify writes it again. For a member name, `frame.name` gets the decoded name.
+   * A string is plain when JSON.stringify writes it back as sent: no escapes, no surrogates
+   * (a lone one would be escaped), no control characters (which JSON refuses unescaped anyway).
    */
-  private string(isName: boolean): string | undefined {
+  private string(): boolean {
     const { text } = this;
     const start = this.at;
     let index = start + 1;
+    let kind = PLAIN_STRING;
     for (;;) {
       const code = text.charCodeAt(index);
-      if (code === QUOTE) {
-        this.at = index + 1;
-        const written = text.slice(start, this.at);
-        if (isName) (this.stack[this.stack.length - 1] as ObjectFrame).name = text.slice(start + 1, index);
-        return written;
-      }
-      // Also the end of the text (NaN): the slow path refuses it.
-      if (!(code >= 0x20 && code !== BACKSLASH && (code < 0xd800 || code > 0xdfff))) break;
-      index++;
-    }
-    return this.escapedString(start, isName);
-  }
-
-  private escapedString(start: number, isName: boolean): string | undefined {
-    const { text } = this;
-    let index = start + 1;
-    while (index < text.length) {
-      const code = text.charCodeAt(index);
       if (code === QUOTE) break;
-      index += code === BACKSLASH ? 2 : 1;
+      if (code >= 0x20 && code !== BACKSLASH && (code < 0xd800 || code > 0xdfff)) {
+        index++;
+        continue;
+      }
+      kind = ESCAPED_STRING;
+      if (code === BACKSLASH) {
+        const escaped = escapeLength(text, index);
+        if (escaped === 0) return false;
+        index += escaped;
+      } else if (code >= 0x20) {
+        index++;
+      } else {
+        // A control character, or the end of the text (NaN).
+        return false;
+      }
     }
-    if (index >= text.length) return undefined;
     this.at = index + 1;
-    const decoded = JSON.parse(text.slice(start, this.at)) as string;
-    if (isName) (this.stack[this.stack.length - 1] as ObjectFrame).name = decoded;
-    return JSON.stringify(decoded);
+    this.push(kind, start, this.at);
+    return true;
   }
 
-  private number(): string | undefined {
+  private number(): boolean {
     const { text } = this;
     const start = this.at;
     let index = text.charCodeAt(start) === MINUS ? start + 1 : start;
     const integerStart = index;
     if (text.charCodeAt(index) === 0x30) index++;
     else if (isDigit(text.charCodeAt(index))) while (isDigit(text.charCodeAt(index))) index++;
-    else return undefined;
-    const integerDigits = index - integerStart;
-    let plain = true;
+    else return false;
+    let plain = index - integerStart <= PLAIN_INTEGER_DIGITS && !(index - start === 2 && text.charCodeAt(start) === MINUS && text.charCodeAt(integerStart) === 0x30);
     if (text.charCodeAt(index) === 0x2e) {
       plain = false;
       const fractionStart = ++index;
       while (isDigit(text.charCodeAt(index))) index++;
-      if (index === fractionStart) return undefined;
+      if (index === fractionStart) return false;
     }
     const exponentMark = text.charCodeAt(index);
     if (exponentMark === 0x65 || exponentMark === 0x45) {
@@ -202,22 +220,25 @@ class CanonicalReader {
       if (sign === 0x2b || sign === MINUS) index++;
       const exponentStart = index;
       while (isDigit(text.charCodeAt(index))) index++;
-      if (index === exponentStart) return undefined;
+      if (index === exponentStart) return false;
     }
     this.at = index;
-    const literal = text.slice(start, index);
-    if (plain && integerDigits <= PLAIN_INTEGER_DIGITS) return literal === '-0' ? '0' : literal;
-    return canonicalJsonNumber(literal);
+    this.push(plain ? PLAIN_NUMBER : NUMBER, start, index);
+    return true;
   }
 
-  private literal(): string | undefined {
-    for (const word of ['true', 'false', 'null']) {
-      if (this.text.startsWith(word, this.at)) {
-        this.at += word.length;
-        return word;
-      }
+  private push(kind: number, first: number, second: number): number {
+    if (this.size + SLOTS > this.tape.length) {
+      const grown = new Int32Array(this.tape.length * 2);
+      grown.set(this.tape);
+      this.tape = grown;
     }
-    return undefined;
+    const index = this.size;
+    this.tape[index] = kind;
+    this.tape[index + 1] = first;
+    this.tape[index + 2] = second;
+    this.size += SLOTS;
+    return index;
   }
 
   private skipWhitespace(): void {
@@ -232,27 +253,176 @@ class CanonicalReader {
   }
 }
 
+/** The length of the escape sequence at `index` (a backslash), or 0 when JSON does not allow it. */
+function escapeLength(text: string, index: number): number {
+  const code = text.charCodeAt(index + 1);
+  // " \ / b f n r t
+  if (code === QUOTE || code === BACKSLASH || code === 0x2f || code === 0x62 || code === 0x66 || code === 0x6e || code === 0x72 || code === 0x74) {
+    return 2;
+  }
+  if (code !== 0x75) return 0;
+  for (let offset = 2; offset < 6; offset++) if (!isHexDigit(text.charCodeAt(index + offset))) return 0;
+  return 6;
+}
+
 function isDigit(code: number): boolean {
   return code >= 0x30 && code <= 0x39;
 }
 
-/** `{...}` with members sorted by name (code units, as `Array.prototype.sort`), the last of equal names kept. */
-function sortedObject({ names, members }: ObjectFrame): string {
-  const count = names.length;
-  if (count === 1) return `{${members[0]}}`;
-  let ordered = true;
-  for (let index = 1; index < count && ordered; index++) ordered = names[index - 1] < names[index];
-  if (ordered) return `{${members.join(',')}}`;
-  // A stable sort keeps equal names in arrival order: the last of each run is the one JSON.parse keeps.
-  const order = Array.from({ length: count }, (_, index) => index).sort((a, b) =>
-    names[a] < names[b] ? -1 : names[a] > names[b] ? 1 : a - b,
-  );
-  let written = '{';
-  for (let position = 0; position < count; position++) {
-    const index = order[position];
-    const next = order[position + 1];
-    if (next !== undefined && names[next] === names[index]) continue;
-    written += written.length === 1 ? members[index] : `,${members[index]}`;
+function isHexDigit(code: number): boolean {
+  return isDigit(code) || (code >= 0x41 && code <= 0x46) || (code >= 0x61 && code <= 0x66);
+}
+
+interface ArrayCursor {
+  readonly kind: typeof ARRAY;
+  next: number;
+  remaining: number;
+  started: boolean;
+}
+
+interface ObjectCursor {
+  readonly kind: typeof OBJECT;
+  /** Tape indices of the names of the members to write, in order: sorted, the last of equal names kept. */
+  readonly members: number[];
+  /** Their decoded names. */
+  readonly names: string[];
+  position: number;
+}
+
+/** Writes the canonical text of the tape's one value, with an explicit stack of open containers. */
+function writeTape(text: string, tape: Int32Array, sink: (piece: string) => void): void {
+  const stack: Array<ArrayCursor | ObjectCursor> = [];
+  const open = (index: number): void => {
+    const kind = tape[index];
+    if (kind === PLAIN_STRING || kind === PLAIN_NUMBER) {
+      sink(text.slice(tape[index + 1], tape[index + 2]));
+    } else if (kind === ARRAY) {
+      if (tape[index + 1] === 0) return sink('[]');
+      sink('[');
+      stack.push({ kind: ARRAY, next: index + SLOTS, remaining: tape[index + 1], started: false });
+    } else if (kind === OBJECT) {
+      if (tape[index + 1] === 0) return sink('{}');
+      sink('{');
+      stack.push(objectCursor(text, tape, index));
+    } else if (kind === ESCAPED_STRING) {
+      sink(JSON.stringify(decodedString(text, tape, index)));
+    } else if (kind === NUMBER) {
+      sink(canonicalJsonNumber(text.slice(tape[index + 1], tape[index + 2])));
+    } else {
+      sink(LITERAL_TEXT[kind]);
+    }
+  };
+  open(0);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    if (top.kind === ARRAY) {
+      if (top.remaining === 0) {
+        sink(']');
+        stack.pop();
+        continue;
+      }
+      if (top.started) sink(',');
+      top.started = true;
+      const item = top.next;
+      top.next = after(tape, item);
+      top.remaining--;
+      open(item);
+      continue;
+    }
+    if (top.position === top.members.length) {
+      sink('}');
+      stack.pop();
+      continue;
+    }
+    const position = top.position++;
+    sink(memberLabel(text, tape, top, position));
+    open(top.members[position] + SLOTS);
   }
-  return `${written}}`;
+}
+
+/** The tape index just past the value at `index`. */
+function after(tape: Int32Array, index: number): number {
+  const kind = tape[index];
+  return kind === ARRAY || kind === OBJECT ? tape[index + 2] : index + SLOTS;
+}
+
+function decodedString(text: string, tape: Int32Array, index: number): string {
+  const source = text.slice(tape[index + 1], tape[index + 2]);
+  return tape[index] === PLAIN_STRING ? source.slice(1, -1) : (JSON.parse(source) as string);
+}
+
+/** The members of the object at `index`, sorted by name (code units, as `Array.prototype.sort`), repeated names resolved. */
+function objectCursor(text: string, tape: Int32Array, index: number): ObjectCursor {
+  const count = tape[index + 1];
+  const names = new Array<string>(count);
+  const members = new Array<number>(count);
+  let member = index + SLOTS;
+  let ordered = true;
+  for (let position = 0; position < count; position++) {
+    const name = decodedString(text, tape, member);
+    if (ordered && position > 0) ordered = names[position - 1] < name;
+    names[position] = name;
+    members[position] = member;
+    member = after(tape, member + SLOTS);
+  }
+  if (!ordered) {
+    sortStably(names, members);
+    dropOverridden(names, members);
+  }
+  return { kind: OBJECT, members, names, position: 0 };
+}
+
+// Below this many members, insertion sort: no allocation, and fast on the few members most objects have.
+const INSERTION_SORT_MAX = 24;
+
+/** Sorts members by name, keeping equal names in arrival order. */
+function sortStably(names: string[], members: number[]): void {
+  const count = names.length;
+  if (count <= INSERTION_SORT_MAX) {
+    for (let position = 1; position < count; position++) {
+      const name = names[position];
+      const member = members[position];
+      let slot = position;
+      while (slot > 0 && names[slot - 1] > name) {
+        names[slot] = names[slot - 1];
+        members[slot] = members[slot - 1];
+        slot--;
+      }
+      names[slot] = name;
+      members[slot] = member;
+    }
+    return;
+  }
+  const order = names.map((_, position) => position).sort((a, b) => (names[a] < names[b] ? -1 : names[a] > names[b] ? 1 : a - b));
+  const sortedNames = order.map((position) => names[position]);
+  const sortedMembers = order.map((position) => members[position]);
+  for (let position = 0; position < count; position++) {
+    names[position] = sortedNames[position];
+    members[position] = sortedMembers[position];
+  }
+}
+
+/** Of sorted members with one name, keeps the last, as JSON.parse does. */
+function dropOverridden(names: string[], members: number[]): void {
+  let kept = 0;
+  for (let position = 0; position < names.length; position++) {
+    if (position + 1 < names.length && names[position + 1] === names[position]) continue;
+    names[kept] = names[position];
+    members[kept] = members[position];
+    kept++;
+  }
+  names.length = kept;
+  members.length = kept;
+}
+
+/** `"name":`, with the comma before it from the second member on. */
+function memberLabel(text: string, tape: Int32Array, cursor: ObjectCursor, position: number): string {
+  const member = cursor.members[position];
+  const comma = position === 0 ? '' : ',';
+  if (tape[member] !== PLAIN_STRING) return `${comma}${JSON.stringify(cursor.names[position])}:`;
+  const start = tape[member + 1];
+  const end = tape[member + 2];
+  // In compact JSON the colon follows the name: one slice holds both.
+  if (text.charCodeAt(end) === 0x3a) return position === 0 ? text.slice(start, end + 1) : `,${text.slice(start, end + 1)}`;
+  return `${comma}${text.slice(start, end)}:`;
 }

@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { parse as parseQueryString } from 'node:querystring';
 import type { FingerprintInput } from '../http/http-exchange.js';
 import { canonicalJson, hashCanonicalJson } from './canonical-json.js';
-import { canonicalJsonText } from './canonical-json-text.js';
+import { writeCanonicalJsonText } from './canonical-json-text.js';
 import { Sha256Sink } from './sha256-sink.js';
 
 /** Replaces the built-in fingerprint: any stable string (a hash is best) that identifies the request. */
@@ -30,14 +30,21 @@ export function fingerprintRequest(request: FingerprintInput, extraHeaders: read
   const sink = new Sha256Sink();
   writeField(sink, request.method.toUpperCase());
   writeField(sink, JSON.stringify(request.route ?? request.path));
-  writeField(sink, canonicalJson(request.params ?? {}));
-  writeField(sink, canonicalJson(request.queryParams ?? parseQueryString(request.query)));
+  writeField(sink, canonicalParameters(request.params));
+  writeField(sink, canonicalParameters(request.queryParams ?? parseQueryString(request.query)));
   for (const name of extraHeaders.length === 0 ? extraHeaders : normalisedHeaderNames(extraHeaders)) {
     const value = request.headers[name];
     writeField(sink, `${name}:${Array.isArray(value) ? value.join(', ') : (value ?? '')}`);
   }
   writeBody(sink, request);
   return sink.digest();
+}
+
+/** Parameters as canonical JSON: ordered by name, the order of one name's values kept. */
+function canonicalParameters(parameters: Readonly<Record<string, unknown>> | undefined): string {
+  // Most routes have no parameters and most requests no query.
+  for (const _name in parameters) return canonicalJson(parameters);
+  return '{}';
 }
 
 function normalisedHeaderNames(names: readonly string[]): string[] {
@@ -54,12 +61,7 @@ function writeBody(sink: Sha256Sink, request: FingerprintInput): void {
   const contentType = String(request.headers['content-type'] ?? '');
   const isJson = JSON_MEDIA_TYPE.test(contentType);
   if (rawBody && rawBody.length > 0) {
-    const canonical = isJson ? canonicalJsonBytes(rawBody, contentType) : undefined;
-    if (canonical !== undefined) {
-      writeField(sink, 'json');
-      sink.update(canonical);
-      return;
-    }
+    if (isJson && writeCanonicalJsonBytes(sink, rawBody, contentType)) return;
     writeField(sink, 'bytes');
     sink.updateBytes(rawBody);
     return;
@@ -80,8 +82,16 @@ function writeBody(sink: Sha256Sink, request: FingerprintInput): void {
   writeField(sink, 'empty');
 }
 
-/** The canonical text of a JSON body's bytes, or undefined when they are not UTF-8 JSON (then they count as bytes). */
-function canonicalJsonBytes(bytes: Buffer, contentType: string): string | undefined {
-  if (FOREIGN_CHARSET.test(contentType) || !isUtf8(bytes)) return undefined;
-  return canonicalJsonText(bytes.toString('utf8'));
+/** Writes a JSON body's canonical text, unless its bytes are not UTF-8 JSON (then they count as bytes). */
+function writeCanonicalJsonBytes(sink: Sha256Sink, bytes: Buffer, contentType: string): boolean {
+  if (FOREIGN_CHARSET.test(contentType) || !isUtf8(bytes)) return false;
+  // Nothing is written for a text that is not JSON: the label only once it is known to be.
+  let labelled = false;
+  return writeCanonicalJsonText(bytes.toString('utf8'), (piece) => {
+    if (!labelled) {
+      writeField(sink, 'json');
+      labelled = true;
+    }
+    sink.update(piece);
+  });
 }
