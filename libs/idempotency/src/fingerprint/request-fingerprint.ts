@@ -1,4 +1,4 @@
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import { parse as parseQueryString } from 'node:querystring';
 import type { FingerprintInput } from '../http/http-exchange.js';
 import { canonicalJson, hashCanonicalJson } from './canonical-json.js';
@@ -84,10 +84,13 @@ function writeBody(sink: Sha256Sink, request: FingerprintInput): void {
 
 /** Writes a JSON body's canonical text, unless its bytes are not UTF-8 JSON (then they count as bytes). */
 function writeCanonicalJsonBytes(sink: Sha256Sink, bytes: Buffer, contentType: string): boolean {
-  if (FOREIGN_CHARSET.test(contentType) || !isUtf8(bytes)) return false;
+  if (FOREIGN_CHARSET.test(contentType)) return false;
+  // ASCII, the usual JSON body, decodes alike as Latin-1, which Node decodes an order of magnitude faster.
+  const text = isAscii(bytes) ? bytes.toString('latin1') : isUtf8(bytes) ? bytes.toString('utf8') : undefined;
+  if (text === undefined) return false;
   // Nothing is written for a text that is not JSON: the label only once it is known to be.
   let labelled = false;
-  return writeCanonicalJsonText(bytes.toString('utf8'), (piece) => {
+  return writeCanonicalJsonText(text, (piece) => {
     if (!labelled) {
       writeField(sink, 'json');
       labelled = true;
