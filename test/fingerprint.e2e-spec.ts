@@ -1,10 +1,14 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { FingerprintInput } from 'nestjs-idempotency';
+import type { LoggerService } from '@nestjs/common';
+import { IDEMPOTENCY_CHANNELS, type FingerprintInput, type IdempotencyStoreCallMessage } from 'nestjs-idempotency';
 import request from 'supertest';
 import { PLATFORM_MATRIX } from './support/payments-app.js';
-import { startProbeApp, type RunningProbeApp } from './support/probe-app.js';
+import { startProbeApp, UNPARSED_MEDIA_TYPE, type RunningProbeApp } from './support/probe-app.js';
 import { bytes, expectFresh, expectReplayOf, json, type SentResponse } from './support/raw-responses.js';
 
 // Body parsers' default limits: Express (body-parser) 100 kB, Fastify 1 MiB. Stay under each.
@@ -37,6 +41,27 @@ function reversedKeys(value: unknown): unknown {
     return Object.fromEntries(Object.entries(value).reverse().map(([name, item]) => [name, reversedKeys(item)]));
   }
   return value;
+}
+
+/** Collects the store's claims made for one route, published on the library's store channel (R27). */
+function watchClaims(routeFragment: string): { readonly claims: IdempotencyStoreCallMessage[]; stop(): void } {
+  const claims: IdempotencyStoreCallMessage[] = [];
+  const onStoreCall = (message: unknown): void => {
+    const call = message as IdempotencyStoreCallMessage;
+    if (call.operation === 'claim' && call.route.includes(routeFragment)) claims.push(call);
+  };
+  subscribe(IDEMPOTENCY_CHANNELS.store, onStoreCall);
+  return { claims, stop: () => unsubscribe(IDEMPOTENCY_CHANNELS.store, onStoreCall) };
+}
+
+/** Keeps every warning an app logs, for start-up checks. */
+class WarningLog implements LoggerService {
+  readonly warnings: string[] = [];
+  log(): void {}
+  error(): void {}
+  warn(message: unknown): void {
+    this.warnings.push(String(message));
+  }
 }
 
 function deeplyNested(depth: number, leaf: number): string {
@@ -224,6 +249,242 @@ describe.each(PLATFORM_MATRIX)('fingerprint on %s with %s', (database, platform)
       }
 
       expectReplayOf(await post('/probe/echo', key).send({ amount: 20 }), first);
+      expect(running.runs.count('echo')).toBe(before + 1);
+    });
+  });
+
+  describe('exact bodies and spellings, with rawBody: true', () => {
+    let running: RunningProbeApp;
+    const warnings = new WarningLog();
+    // Fastify refuses media types it has no parser for (415) before any handler, the library's included.
+    const unparsedByPlatform = platform === 'fastify';
+
+    beforeAll(async () => {
+      running = await startProbeApp({ database, platform, suite: 'fingerprint_exact', rawBody: true, logger: warnings });
+    });
+
+    afterAll(async () => {
+      await running?.close();
+    });
+
+    const post = (path: string, key: string) => bytes(request(running.server).post(path).set('Idempotency-Key', key));
+    const postJson = (path: string, key: string, text: string) => post(path, key).set('Content-Type', 'application/json').send(text);
+    const remove = (path: string, key: string) => bytes(request(running.server).delete(path).set('Idempotency-Key', key));
+
+    it('logs no raw-body warning when the app has rawBody on (R7)', () => {
+      expect(warnings.warnings.filter((line) => line.includes('rawBody'))).toEqual([]);
+    });
+
+    it('answers 422 to -1e400 under a key first used with null: a non-finite number is never null (R7, R10)', async () => {
+      const key = randomUUID();
+      const before = running.runs.count('echo');
+      expect((await postJson('/probe/echo', key, '{"datastreamId":5,"processingMs":null}')).status).toBe(201);
+      expectReuseRefusal(await postJson('/probe/echo', key, '{"datastreamId":5,"processingMs":-1e400}'));
+      expect(running.runs.count('echo')).toBe(before + 1);
+    });
+
+    it('answers 422 to 2^53+1 under a key first used with 2^53: integers beyond a double stay exact (R7, R10)', async () => {
+      const key = randomUUID();
+      const before = running.runs.count('echo');
+      expect((await postJson('/probe/echo', key, '{"datastreamId":9007199254740992}')).status).toBe(201);
+      expectReuseRefusal(await postJson('/probe/echo', key, '{"datastreamId":9007199254740993}'));
+      expect(running.runs.count('echo')).toBe(before + 1);
+    });
+
+    it('replays 1e3, 1000.0 and 1E+3 to a key first used with 1000: one decimal value (R7, R9)', async () => {
+      const key = randomUUID();
+      const before = running.runs.count('echo');
+      const first = await postJson('/probe/echo', key, '{"amount":1000}');
+      expect(first.status).toBe(201);
+      expectFresh(first);
+      for (const spelling of ['1e3', '1000.0', '1E+3', '10000e-1']) {
+        expectReplayOf(await postJson('/probe/echo', key, `{"amount":${spelling}}`), first);
+      }
+      expect(running.runs.count('echo')).toBe(before + 1);
+    });
+
+    it('answers 422 to another text/plain body, and replays the same one (R7, R9, R10)', async () => {
+      const key = randomUUID();
+      const before = running.runs.count('delete');
+      const send = (text: string) => remove('/probe/delete/exp_1', key).set('Content-Type', 'text/plain').send(text);
+      const first = await send('reason=A');
+      expect(first.status).toBe(200);
+      expectFresh(first);
+      expectReuseRefusal(await send('reason=B'));
+      expectReplayOf(await send('reason=A'), first);
+      expect(running.runs.count('delete')).toBe(before + 1);
+    });
+
+    describe.each([
+      ['application/octet-stream', 'application/octet-stream'],
+      ['XML', 'application/xml'],
+      ['no content type', undefined],
+    ])('a body sent as %s', (_label, contentType) => {
+      const send = (key: string, text: string) => {
+        const call = remove('/probe/delete/exp_1', key);
+        return (contentType === undefined ? call : call.set('Content-Type', contentType)).send(Buffer.from(text));
+      };
+
+      if (unparsedByPlatform) {
+        it('is refused by Fastify with 415 before the handler runs (R7)', async () => {
+          const before = running.runs.count('delete');
+          const refused = await send(randomUUID(), '<reason>A</reason>');
+          expect(refused.status).toBe(415);
+          expect(running.runs.count('delete')).toBe(before);
+        });
+        return;
+      }
+
+      it('counts by its bytes: 422 to another body, a replay of the same (R7, R9, R10)', async () => {
+        const key = randomUUID();
+        const before = running.runs.count('delete');
+        const first = await send(key, '<reason>A</reason>');
+        expect(first.status).toBe(200);
+        expectFresh(first);
+        expectReuseRefusal(await send(key, '<reason>B</reason>'));
+        expectReplayOf(await send(key, '<reason>A</reason>'), first);
+        expect(running.runs.count('delete')).toBe(before + 1);
+      });
+    });
+
+    it('replays a query with its parameters in another order or percent-encoded (R7, R9)', async () => {
+      const key = randomUUID();
+      const before = running.runs.count('echo');
+      const first = await postJson('/probe/echo?a=1&b=2&x=A', key, '{"amount":1}');
+      expect(first.status).toBe(201);
+      expectFresh(first);
+      expectReplayOf(await postJson('/probe/echo?b=2&a=1&x=A', key, '{"amount":1}'), first);
+      expectReplayOf(await postJson('/probe/echo?x=%41&b=2&a=%31', key, '{"amount":1}'), first);
+      expect(running.runs.count('echo')).toBe(before + 1);
+    });
+
+    it('answers 422 when the values of one query parameter come in another order (R7, R10)', async () => {
+      const key = randomUUID();
+      const before = running.runs.count('echo');
+      expect((await postJson('/probe/echo?a=1&a=2', key, '{"amount":1}')).status).toBe(201);
+      expectReuseRefusal(await postJson('/probe/echo?a=2&a=1', key, '{"amount":1}'));
+      expect(running.runs.count('echo')).toBe(before + 1);
+    });
+
+    it('replays a path whose parameter is percent-encoded: exp%5F1 is exp_1 (R7, R9)', async () => {
+      const key = randomUUID();
+      const before = running.runs.count('delete');
+      const first = await remove('/probe/delete/exp%5F1', key);
+      expect(first.status).toBe(200);
+      expectFresh(first);
+      expectReplayOf(await remove('/probe/delete/exp_1', key), first);
+      expect(running.runs.count('delete')).toBe(before + 1);
+    });
+
+    describe.each([
+      ['a small body', Buffer.from('part=1;checksum=abc')],
+      ['a body of many chunks', Buffer.from(Array.from({ length: 300_000 }, (_, index) => (index * 7919) % 251))],
+    ])('a handler that reads the request stream itself, given %s', (_label, body) => {
+      const send = (key: string, bytesSent: Buffer) => post('/probe/stream-reader', key).set('Content-Type', UNPARSED_MEDIA_TYPE).send(bytesSent);
+      const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+      it('receives every byte, and the body counts in the fingerprint (R7, R9, R10)', async () => {
+        const key = randomUUID();
+        const before = running.runs.count('stream-reader');
+        const first = await send(key, body);
+        expect(first.status).toBe(201);
+        expectFresh(first);
+        expect(json(first)).toEqual({ run: before + 1, length: body.length, sha256: sha256(body) });
+
+        const changed = Buffer.from(body);
+        changed[changed.length - 1] ^= 1;
+        expectReuseRefusal(await send(key, changed));
+        expectReplayOf(await send(key, Buffer.from(body)), first);
+        expect(running.runs.count('stream-reader')).toBe(before + 1);
+      });
+    });
+
+    it('refuses a body that was read by something that kept neither its bytes nor a parsed value: 400, nothing claimed (R7)', async () => {
+      const claims = watchClaims('/probe/drained');
+      try {
+        const before = running.runs.count('drained');
+        const refused = await post('/probe/drained', randomUUID()).set('Content-Type', UNPARSED_MEDIA_TYPE).send(Buffer.from('reason=A'));
+        expect(refused.status).toBe(400);
+        expect(json(refused)).toEqual({ error: { code: 'idempotency_body_unreadable', message: expect.any(String) } });
+        expect(running.runs.count('drained')).toBe(before);
+        expect(claims.claims).toEqual([]);
+      } finally {
+        claims.stop();
+      }
+    });
+
+    it('refuses a body it would have to hold beyond 1 MiB with 413, before the handler runs (R7)', async () => {
+      const claims = watchClaims('/probe/stream-reader');
+      try {
+        const before = running.runs.count('stream-reader');
+        const refused = await post('/probe/stream-reader', randomUUID())
+          .set('Content-Type', UNPARSED_MEDIA_TYPE)
+          .send(Buffer.alloc(1024 * 1024 + 1, 7));
+        expect(refused.status).toBe(413);
+        expect(json(refused)).toEqual({ error: { code: 'idempotency_body_too_large', message: expect.any(String) } });
+        expect(running.runs.count('stream-reader')).toBe(before);
+        expect(claims.claims).toEqual([]);
+      } finally {
+        claims.stop();
+      }
+    });
+
+    it('neither claims the key nor runs the handler when the client aborts the body, so a retry runs fresh (R7, R8)', async () => {
+      if (!running.server.listening) await new Promise<void>((resolve) => running.server.listen(0, '127.0.0.1', resolve));
+      const { port } = running.server.address() as AddressInfo;
+      const key = randomUUID();
+      const before = running.runs.count('stream-reader');
+      const arrivedBefore = running.runs.count('arrived-streamReader');
+      const claims = watchClaims('/probe/stream-reader');
+      try {
+        const socket = connect(port, '127.0.0.1');
+        socket.on('error', () => {});
+        socket.write(
+          `POST /probe/stream-reader HTTP/1.1\r\nHost: 127.0.0.1\r\nIdempotency-Key: ${key}\r\n` +
+            `Content-Type: ${UNPARSED_MEDIA_TYPE}\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(1000)}`,
+        );
+        while (running.runs.count('arrived-streamReader') === arrivedBefore) await sleep(5);
+        socket.destroy();
+
+        const body = Buffer.from('complete body');
+        const retry = await post('/probe/stream-reader', key).set('Content-Type', UNPARSED_MEDIA_TYPE).send(body);
+        expect(retry.status).toBe(201);
+        expectFresh(retry);
+        expect(json(retry)).toMatchObject({ run: before + 1, length: body.length });
+        expect(running.runs.count('stream-reader')).toBe(before + 1);
+        expect(claims.claims).toHaveLength(1);
+      } finally {
+        claims.stop();
+      }
+    });
+  });
+
+  describe('exact bodies without rawBody', () => {
+    let running: RunningProbeApp;
+    const warnings = new WarningLog();
+
+    beforeAll(async () => {
+      running = await startProbeApp({ database, platform, suite: 'fingerprint_parsed', rawBody: false, logger: warnings });
+    });
+
+    afterAll(async () => {
+      await running?.close();
+    });
+
+    const postJson = (key: string, text: string) =>
+      bytes(request(running.server).post('/probe/echo').set('Idempotency-Key', key)).set('Content-Type', 'application/json').send(text);
+
+    it('warns once at start-up that raw bodies are off, naming the fix (R7)', () => {
+      const lines = warnings.warnings.filter((line) => line.includes('rawBody'));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain('NestFactory.create(AppModule, { rawBody: true })');
+    });
+
+    it('still answers 422 to -1e400 under a key first used with null (R7, R10)', async () => {
+      const key = randomUUID();
+      const before = running.runs.count('echo');
+      expect((await postJson(key, '{"datastreamId":5,"processingMs":null}')).status).toBe(201);
+      expectReuseRefusal(await postJson(key, '{"datastreamId":5,"processingMs":-1e400}'));
       expect(running.runs.count('echo')).toBe(before + 1);
     });
   });

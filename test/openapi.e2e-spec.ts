@@ -39,7 +39,16 @@ interface Operation {
   responses: Record<string, Response>;
 }
 
-const ERROR_CODES = ['idempotency_key_missing', 'invalid_idempotency_key', 'idempotency_key_reuse', 'idempotency_conflict', 'idempotency_unavailable'];
+const ERROR_CODES = [
+  'idempotency_key_missing',
+  'invalid_idempotency_key',
+  'idempotency_key_reuse',
+  'idempotency_conflict',
+  'idempotency_unavailable',
+  'idempotency_account_unresolved',
+  'idempotency_body_too_large',
+  'idempotency_body_unreadable',
+];
 const REFUSAL_STATUSES = ['400', '409', '422', '503'];
 
 function operation(document: OpenAPIObject, method: string, path: string): Operation {

@@ -1,4 +1,5 @@
-import type { Server } from 'node:http';
+import { createHash } from 'node:crypto';
+import { IncomingMessage, type Server } from 'node:http';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -17,9 +18,11 @@ import {
   Req,
   Res,
   StreamableFile,
+  UseGuards,
   type CanActivate,
   type ExecutionContext,
   type INestApplication,
+  type LoggerService,
   type LogLevel,
   type Type,
 } from '@nestjs/common';
@@ -64,6 +67,36 @@ class AccountHeaderGuard implements CanActivate {
 }
 
 type Json = Record<string, unknown>;
+
+/** The media type of bodies that no parser reads, on Express and Fastify alike (see startProbeApp). */
+export const UNPARSED_MEDIA_TYPE = 'application/x-probe-stream';
+
+/** The Node request under the platform's: Express's request is one, Fastify keeps it in `raw`. */
+function nodeRequestOf(request: unknown): IncomingMessage {
+  return request instanceof IncomingMessage ? request : (request as { raw: IncomingMessage }).raw;
+}
+
+/** Counts the requests that reached the guards of a route, before any interceptor. */
+@Injectable()
+class ArrivalGuard implements CanActivate {
+  constructor(private readonly runs: HandlerRuns) {}
+
+  canActivate(context: ExecutionContext): boolean {
+    this.runs.record(`arrived-${context.getHandler().name}`);
+    return true;
+  }
+}
+
+/** Reads the request stream to its end and keeps nothing, as a careless middleware or guard would. */
+@Injectable()
+class DrainingGuard implements CanActivate {
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const incoming = nodeRequestOf(context.switchToHttp().getRequest());
+    incoming.resume();
+    if (!incoming.readableEnded) await new Promise((resolve) => incoming.once('end', resolve));
+    return true;
+  }
+}
 
 /**
  * Small routes, one per behaviour a suite needs, all through the library's public API.
@@ -233,6 +266,25 @@ export class ProbeController {
     this.adapterHost.httpAdapter.reply(response, { run, raw: true }, 200);
   }
 
+  /** Reads the request stream itself, as a file upload handler does: reports what it received. */
+  @Post('stream-reader')
+  @Idempotent()
+  @UseGuards(ArrivalGuard)
+  async streamReader(@Req() request: unknown): Promise<Json> {
+    const run = this.runs.record('stream-reader');
+    const chunks: Buffer[] = [];
+    for await (const chunk of nodeRequestOf(request)) chunks.push(chunk as Buffer);
+    const received = Buffer.concat(chunks);
+    return { run, length: received.length, sha256: createHash('sha256').update(received).digest('hex') };
+  }
+
+  @Post('drained')
+  @Idempotent()
+  @UseGuards(DrainingGuard)
+  drained(): Json {
+    return { run: this.runs.record('drained') };
+  }
+
   @Get('runs/:route')
   runsOf(@Param('route') route: string): Json {
     return { count: this.runs.count(route) };
@@ -261,7 +313,9 @@ export interface ProbeAppSettings {
   /** Names the suite's own database; must be unique across suites. */
   readonly suite: string;
   readonly options?: IdempotencyModuleOptions;
-  readonly logger?: LogLevel[];
+  readonly logger?: LogLevel[] | LoggerService;
+  /** Nest's `rawBody` application option. Default false, as Nest's. */
+  readonly rawBody?: boolean;
   /** Extra DataSource settings, such as a TypeORM `logger` that counts queries. */
   readonly dataSource?: { readonly logger?: TypeOrmLogger; readonly poolSize?: number; readonly url?: string };
   /** More routes beside the probe's own. */
@@ -294,11 +348,19 @@ export async function startProbeApp(settings: ProbeAppSettings): Promise<Running
   })
   class ProbeModule {}
 
-  const logger = settings.logger ?? ['error'];
+  const appOptions = { logger: settings.logger ?? ['error'], rawBody: settings.rawBody ?? false };
   const app =
     settings.platform === 'fastify'
-      ? await NestFactory.create(ProbeModule, new (await import('@nestjs/platform-fastify')).FastifyAdapter(), { logger })
-      : await NestFactory.create(ProbeModule, { logger });
+      ? await NestFactory.create(ProbeModule, new (await import('@nestjs/platform-fastify')).FastifyAdapter(), appOptions)
+      : await NestFactory.create(ProbeModule, appOptions);
+  // Express reads no body of this type; on Fastify, a parser that leaves the stream to the
+  // handler, as @fastify/multipart does.
+  if (settings.platform === 'fastify') {
+    const fastify = app.getHttpAdapter().getInstance() as {
+      addContentTypeParser(type: string, parser: (request: unknown, payload: unknown, done: (error: null) => void) => void): void;
+    };
+    fastify.addContentTypeParser(UNPARSED_MEDIA_TYPE, (_request, _payload, done) => done(null));
+  }
   await settings.configure?.(app);
   await app.init();
   if (settings.platform === 'fastify') await (app.getHttpAdapter().getInstance() as { ready(): Promise<void> }).ready();

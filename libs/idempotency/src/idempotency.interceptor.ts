@@ -12,6 +12,7 @@ import { runInTransaction } from './atomic/idempotency-transaction.js';
 import { ClaimCoordinator } from './claims/claim-coordinator.js';
 import { renderIdempotencyError } from './errors/error-formatter.js';
 import type { IdempotencyError } from './errors/idempotency.error.js';
+import { bodyFingerprintInput } from './fingerprint/body-fingerprint-input.js';
 import { IdempotentMutations } from './graphql/idempotent-mutations.js';
 import { httpExchangeOf, type HttpExchange } from './http/http-exchange.js';
 import { IdempotentMessages } from './messages/idempotent-messages.js';
@@ -103,8 +104,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
   ): Promise<KeyedRequest> {
     const source: ObservedSource = { transport: 'http', route: routePatternLabel(context, exchange.request, exchange.fingerprintInput.method) };
     const record = routeRecord(await this.accounts.of(exchange.request, source.route), key);
-    // Fixed here, before the handler can touch the body (R7).
-    const fingerprint = route.fingerprint(exchange.fingerprintInput);
+    // Fixed here, before the handler can touch the body (R7); a body no parser read is read here.
+    const fingerprint = route.fingerprint(await bodyFingerprintInput(exchange));
     return {
       exchange,
       route,

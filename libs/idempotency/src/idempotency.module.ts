@@ -9,6 +9,7 @@ import { IdempotentMutations } from './graphql/idempotent-mutations.js';
 import { IdempotentMessages } from './messages/idempotent-messages.js';
 import { DataSource } from 'typeorm';
 import { SealingStore } from './encryption/sealing.store.js';
+import { RawBodyCheck } from './fingerprint/raw-body.check.js';
 import { IdempotencyErrorFilter } from './idempotency-error.filter.js';
 import { IdempotencyKeyGuard } from './idempotency-key.guard.js';
 import { IdempotencyInterceptor } from './idempotency.interceptor.js';
@@ -58,6 +59,7 @@ const providers: Provider[] = [
   IdempotentMessages,
   IdempotencyTransaction,
   AtomicModeCheck,
+  RawBodyCheck,
   openApiDocumentationProvider,
   // Global enhancers that act only on idempotent routes: a route needs nothing but @Idempotent().
   { provide: APP_GUARD, useClass: IdempotencyKeyGuard },

@@ -33,6 +33,8 @@ export { IdempotencyKeyReuseError } from './errors/idempotency-key-reuse.error.j
 export { IdempotencyConflictError } from './errors/idempotency-conflict.error.js';
 export { IdempotencyUnavailableError } from './errors/idempotency-unavailable.error.js';
 export { IdempotencyAccountUnresolvedError } from './errors/idempotency-account-unresolved.error.js';
+export { IdempotencyBodyTooLargeError } from './errors/idempotency-body-too-large.error.js';
+export { IdempotencyBodyUnreadableError } from './errors/idempotency-body-unreadable.error.js';
 export {
   IDEMPOTENCY_STORE,
   type AtomicClaimOutcome,

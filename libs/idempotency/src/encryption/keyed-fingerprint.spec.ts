@@ -46,4 +46,21 @@ describe('keyedFingerprint (R7, R26)', () => {
       withRegion(request()),
     );
   });
+
+  it('compares numbers exactly as written: 2^53+1 is not 2^53, 1e3 is 1000, -1e400 is not null (R7, R26)', () => {
+    const json = (text: string) => request({ body: JSON.parse(text) as unknown, rawBody: Buffer.from(text) });
+    expect(keyed(json('{"id":9007199254740993}'))).not.toBe(keyed(json('{"id":9007199254740992}')));
+    expect(keyed(json('{"amount":1e3}'))).toBe(keyed(json('{"amount":1000.0}')));
+    expect(keyed(json('{"ms":-1e400}'))).not.toBe(keyed(json('{"ms":null}')));
+    expect(keyed(request({ body: { ms: -Infinity } }))).not.toBe(keyed(request({ body: { ms: null } })));
+  });
+
+  it('counts every body by its bytes and the route by its decoded parameters and parsed query (R7, R26)', () => {
+    const text = (bytes: string) => request({ headers: { 'content-type': 'text/plain' }, body: undefined, rawBody: Buffer.from(bytes) });
+    expect(keyed(text('reason=A'))).not.toBe(keyed(text('reason=B')));
+    const route = (path: string, id: string, queryParams: Record<string, unknown>) =>
+      request({ method: 'DELETE', path, route: '/v1/exports/:id', params: { id }, queryParams, body: undefined });
+    expect(keyed(route('/v1/exports/exp%5F1', 'exp_1', { b: '2', a: '1' }))).toBe(keyed(route('/v1/exports/exp_1', 'exp_1', { a: '1', b: '2' })));
+    expect(keyed(route('/v1/exports/exp_1', 'exp_1', { a: ['1', '2'] }))).not.toBe(keyed(route('/v1/exports/exp_1', 'exp_1', { a: ['2', '1'] })));
+  });
 });

@@ -7,7 +7,9 @@ export type IdempotencyErrorCode =
   | 'idempotency_key_reuse'
   | 'idempotency_conflict'
   | 'idempotency_unavailable'
-  | 'idempotency_account_unresolved';
+  | 'idempotency_account_unresolved'
+  | 'idempotency_body_too_large'
+  | 'idempotency_body_unreadable';
 
 /** What holds a key: an HTTP or message header, a GraphQL argument, a message payload's property. */
 export type KeyCarrier = 'header' | 'argument' | 'property';

@@ -58,8 +58,10 @@ describe('canonicalJson', () => {
     expect(canonicalJson({ a: undefined, b: 1, c: undefined, d: 2, e: undefined })).toBe('{"b":1,"d":2}');
   });
 
-  it('writes non-finite numbers as null like JSON.stringify (R7)', () => {
-    expect(canonicalJson([NaN, Infinity, -Infinity])).toBe('[null,null,null]');
+  it('writes non-finite numbers as tokens of their own, never as null: -1e400 is not null (R7)', () => {
+    expect(canonicalJson([NaN, Infinity, -Infinity])).toBe('[NaN,Infinity,-Infinity]');
+    expect(canonicalJson({ processingMs: JSON.parse('-1e400') as number })).not.toBe(canonicalJson({ processingMs: null }));
+    expect(canonicalJson(JSON.parse('[1e400]') as unknown)).not.toBe(canonicalJson(['Infinity']));
   });
 
   it('sorts keys by UTF-16 code unit, not by locale or code point (R7)', () => {

@@ -4,7 +4,8 @@ type Frame =
 
 /**
  * Feeds the canonical JSON text of `value` into `sink` piece by piece: object keys sorted by code
- * unit, no insignificant whitespace, members that JSON.stringify would drop dropped the same way.
+ * unit, no insignificant whitespace, members that JSON.stringify would drop dropped the same way,
+ * and a non-finite number written as `Infinity`, `-Infinity` or `NaN`, never as null.
  * It walks with an explicit stack, not recursion, so a deeply nested body (which JSON.parse accepts)
  * cannot overflow the call stack and turn a client's request into a 500; and it never holds the
  * whole text in memory.
@@ -100,6 +101,12 @@ function openValue(value: unknown, sink: (chunk: string) => void): Frame | undef
   }
   if (typeof value === 'bigint') {
     sink(value.toString());
+    return undefined;
+  }
+  // JSON.stringify writes null for these: a body holding -1e400 would match one holding null (R7).
+  // `Infinity`, `-Infinity` and `NaN` are no JSON, so they match no other value.
+  if (typeof value === 'number' && !Number.isFinite(value)) {
+    sink(String(value));
     return undefined;
   }
   sink(JSON.stringify(value));

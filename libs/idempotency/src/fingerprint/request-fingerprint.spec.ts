@@ -180,4 +180,77 @@ describe('fingerprintRequest', () => {
     for (let i = 0; i < 100_000; i++) deep = { a: deep };
     expect(fingerprintRequest(request({ body: deep }))).toMatch(/^[0-9a-f]{64}$/);
   });
+
+  describe('numbers exactly as written (R7)', () => {
+    const json = (text: string, contentType = 'application/json') =>
+      request({ headers: { 'content-type': contentType }, body: JSON.parse(text) as unknown, rawBody: Buffer.from(text) });
+
+    it('tells 2^53+1 from 2^53 when the raw body is there (R7)', () => {
+      expect(fingerprintRequest(json('{"datastreamId":9007199254740993}'))).not.toBe(fingerprintRequest(json('{"datastreamId":9007199254740992}')));
+    });
+
+    it('tells -1e400 from null, from the raw body and from the parsed value alike (R7)', () => {
+      const nullBody = fingerprintRequest(json('{"datastreamId":5,"processingMs":null}'));
+      expect(fingerprintRequest(json('{"datastreamId":5,"processingMs":-1e400}'))).not.toBe(nullBody);
+      const parsedOnly = request({ body: JSON.parse('{"datastreamId":5,"processingMs":-1e400}') as unknown });
+      expect(fingerprintRequest(parsedOnly)).not.toBe(fingerprintRequest(request({ body: { datastreamId: 5, processingMs: null } })));
+    });
+
+    it('matches 1e3, 1000, 1000.0 and 1E+3 (R7)', () => {
+      const spellings = ['1e3', '1000', '1000.0', '1E+3'].map((number) => fingerprintRequest(json(`{"amount":${number}}`)));
+      expect(new Set(spellings).size).toBe(1);
+    });
+
+    it('gives a raw JSON body the fingerprint its parsed value gives, for numbers a double holds, so raw and parsed apps agree (R7)', () => {
+      const text = '{ "b": [1, 2.5, -0, 1e21, "x\u0041"], "a": {"z": null, "y": true} }';
+      expect(fingerprintRequest(json(text))).toBe(fingerprintRequest(request({ body: JSON.parse(text) as unknown })));
+    });
+
+    it('hashes a JSON-typed body that is not JSON as its bytes, so it is neither refused nor merged (R7)', () => {
+      const broken = (text: string) => request({ body: undefined, rawBody: Buffer.from(text) });
+      expect(fingerprintRequest(broken('{"a":1,}'))).toMatch(/^[0-9a-f]{64}$/);
+      expect(fingerprintRequest(broken('{"a":1,}'))).not.toBe(fingerprintRequest(broken('{ "a":1,}')));
+    });
+
+    it('hashes a JSON body declared in a charset other than UTF-8 as its bytes (R7)', () => {
+      const latin1 = (text: string) => json(text, 'application/json; charset=latin1');
+      expect(fingerprintRequest(latin1('{"a":1}'))).not.toBe(fingerprintRequest(latin1('{ "a": 1 }')));
+      expect(fingerprintRequest(json('{"a":1}', 'application/json; charset=UTF-8'))).toBe(fingerprintRequest(json('{ "a": 1 }')));
+    });
+  });
+
+  describe('route, path parameters and query parameters (R7)', () => {
+    const routed = (overrides: Partial<FingerprintInput>) =>
+      request({ method: 'DELETE', route: '/v1/exports/:id', params: { id: 'exp_1' }, queryParams: {}, body: undefined, headers: {}, ...overrides });
+
+    it('counts the route pattern and decoded parameters, not the path as spelled (R7)', () => {
+      expect(fingerprintRequest(routed({ path: '/v1/exports/exp%5F1' }))).toBe(fingerprintRequest(routed({ path: '/v1/exports/exp_1' })));
+      expect(fingerprintRequest(routed({ params: { id: 'exp_2' } }))).not.toBe(fingerprintRequest(routed({})));
+      expect(fingerprintRequest(routed({ route: '/v1/imports/:id' }))).not.toBe(fingerprintRequest(routed({})));
+    });
+
+    it('orders query parameters by name but keeps the order of one name\'s values (R7)', () => {
+      expect(fingerprintRequest(routed({ query: 'b=2&a=1', queryParams: { b: '2', a: '1' } }))).toBe(
+        fingerprintRequest(routed({ query: 'a=1&b=2', queryParams: { a: '1', b: '2' } })),
+      );
+      expect(fingerprintRequest(routed({ queryParams: { a: ['2', '1'] } }))).not.toBe(fingerprintRequest(routed({ queryParams: { a: ['1', '2'] } })));
+      expect(fingerprintRequest(routed({ queryParams: { a: '1' } }))).not.toBe(fingerprintRequest(routed({ queryParams: { a: ['1'] } })));
+    });
+
+    it('parses the query string itself when no parsed parameters are given, decoding and ordering them (R7)', () => {
+      const plain = (query: string) => request({ query });
+      expect(fingerprintRequest(plain('x=%41&b=2&a=1'))).toBe(fingerprintRequest(plain('a=1&b=2&x=A')));
+      expect(fingerprintRequest(plain('a=1&a=2'))).not.toBe(fingerprintRequest(plain('a=2&a=1')));
+      expect(fingerprintRequest(plain('a=1'))).toBe(fingerprintRequest(request({ query: 'a=1', queryParams: { a: '1' } })));
+    });
+
+    it('falls back to the path as given when there is no route, as GraphQL fields and message patterns are (R7)', () => {
+      expect(fingerprintRequest(request({ path: 'createPayment' }))).not.toBe(fingerprintRequest(request({ path: 'capturePayment' })));
+      expect(fingerprintRequest(request({ path: '/v1/payments' }))).toBe(fingerprintRequest(request({ route: '/v1/payments', params: {}, queryParams: {} })));
+    });
+
+    it('cannot confuse the route/parameters boundary, whatever characters the route holds (R7)', () => {
+      expect(fingerprintRequest(routed({ route: '/a\u0000{}', params: {} }))).not.toBe(fingerprintRequest(routed({ route: '/a', params: {} })));
+    });
+  });
 });

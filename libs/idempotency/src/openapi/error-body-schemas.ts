@@ -17,6 +17,8 @@ const ERROR_CODES = Object.keys({
   idempotency_conflict: true,
   idempotency_unavailable: true,
   idempotency_account_unresolved: true,
+  idempotency_body_too_large: true,
+  idempotency_body_unreadable: true,
 } satisfies Record<IdempotencyErrorCode, true>);
 
 const MESSAGE = { type: 'string', description: 'A sentence for people; it may change.' } as const;

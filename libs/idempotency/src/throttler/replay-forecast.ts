@@ -1,5 +1,6 @@
 import type { ExecutionContext } from '@nestjs/common';
 import { accountOf } from '../account/request-accounts.js';
+import { bodyFingerprintInput } from '../fingerprint/body-fingerprint-input.js';
 import { headerValues, httpExchangeOf, type HttpExchange } from '../http/http-exchange.js';
 import type { IdempotentMutations } from '../graphql/idempotent-mutations.js';
 import type { IdempotentRoutes } from '../idempotent-routes.js';
@@ -46,8 +47,10 @@ export class ReplayForecast {
     const key = this.keyOf(exchange, route);
     if (key === undefined) return false;
     const record = routeRecord(await accountOf(this.options.account, exchange.request), key);
+    // Read once per request and shared with the interceptor: a body no parser read counts here too.
+    const input = await bodyFingerprintInput(exchange);
     // Hashed only when there is something to compare with: a fresh key costs no fingerprint here.
-    return this.answeredBefore(record.account, record.key, () => route.fingerprint(exchange.fingerprintInput));
+    return this.answeredBefore(record.account, record.key, () => route.fingerprint(input));
   }
 
   /** The same for a field of an idempotent GraphQL mutation: its record is its key and its response name. */
