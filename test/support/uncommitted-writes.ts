@@ -43,9 +43,10 @@ async function withPageInspect(sql: SqlClient): Promise<void> {
 /*
  * Every row version in the table's pages whose column holds the value (a short varlena: one header
  * byte, then the bytes), written by a transaction still in progress. A tuple's xmin is 32 bits;
- * pg_xact_status takes the 64-bit id, so the current epoch is put in front (one epoch back when the
- * 32 bits are above the current ones). pg_xact_status sees subtransactions of a running transaction
- * as in progress too.
+ * pg_xact_status takes the 64-bit id, so the current epoch is put in front, one epoch back only when
+ * the 32 bits are more than 2^31 above the snapshot's (xid comparison is circular): a transaction
+ * that began after the snapshot was taken has an xmin just above it, in the current epoch.
+ * pg_xact_status sees subtransactions of a running transaction as in progress too.
  */
 const UNCOMMITTED_ROWS_ON_POSTGRES = `
   WITH target AS (
@@ -59,4 +60,4 @@ const UNCOMMITTED_ROWS_ON_POSTGRES = `
   )
   SELECT COUNT(*) AS n FROM versions, target
   WHERE substring(cell FROM 2) = convert_to(?, 'UTF8')
-    AND pg_xact_status(((next_xid >> 32 << 32) + xmin - CASE WHEN xmin > (next_xid & 4294967295) THEN 4294967296 ELSE 0 END)::text::xid8) = 'in progress'`;
+    AND pg_xact_status(((next_xid >> 32 << 32) + xmin - CASE WHEN xmin > (next_xid & 4294967295) + 2147483648 THEN 4294967296 ELSE 0 END)::text::xid8) = 'in progress'`;
