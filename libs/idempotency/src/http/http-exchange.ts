@@ -1,6 +1,7 @@
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { ExecutionContext } from '@nestjs/common';
-import { platformReplyOf, type PlatformReply } from './platform-reply.js';
+import type { PlatformReply } from './platform-reply.js';
+import { platformReplyOf } from './platform-reply-of.js';
 
 /** What a fingerprint is computed from: one HTTP request, the same on Express and Fastify. */
 export interface FingerprintInput {

@@ -1,7 +1,3 @@
-import { ServerResponse } from 'node:http';
-import { ExpressReply } from './express-reply.js';
-import { FastifyReply, type FastifyReplyLike } from './fastify-reply.js';
-
 /** The platform's own `send`: Express `res.send`, Fastify `reply.send`. */
 export type PlatformSend = (payload?: unknown) => unknown;
 
@@ -24,10 +20,4 @@ export interface PlatformReply {
   setHeader(name: string, value: string | readonly string[]): void;
   removeHeader(name: string): void;
   headerNames(): string[];
-}
-
-/** Wraps the response object Nest hands to handlers: Node's own under Express, a reply under Fastify. */
-export function platformReplyOf(response: unknown): PlatformReply {
-  if (response instanceof ServerResponse) return new ExpressReply(response as ConstructorParameters<typeof ExpressReply>[0]);
-  return new FastifyReply(response as FastifyReplyLike);
 }
