@@ -106,11 +106,18 @@ export async function send(
   const headers: Record<string, string> = { 'X-Api-Key': options.apiKey ?? 'key-acme' };
   if (options.key) headers['Idempotency-Key'] = options.key;
   if (options.body !== undefined) headers['Content-Type'] = 'application/json';
-  const response = await fetch(`${url}${path}`, {
-    method,
-    headers,
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-    signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
+  const attempt = () =>
+    fetch(`${url}${path}`, {
+      method,
+      headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
+    });
+  // A pooled keep-alive socket the server closed just as this request went out fails with "other side closed"
+  // before the server saw anything; the client a user runs retries that, with the same key, and so do we (once).
+  const response = await attempt().catch((error: unknown) => {
+    if ((error as { cause?: { code?: string } }).cause?.code !== 'UND_ERR_SOCKET') throw error;
+    return attempt();
   });
   return { status: response.status, headers: response.headers, body: Buffer.from(await response.arrayBuffer()) };
 }
