@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import { HttpException, HttpStatus } from '@nestjs/common';
 import { apiErrorBody, isApiErrorBody, type ApiErrorBody } from './api-error.js';
+import { isDatabaseUnavailable } from './database-unavailable.js';
 
 /** What the API answers an error with: a status and the API's error body (R17). */
 export interface ErrorAnswer {
@@ -17,8 +18,9 @@ const FASTIFY_JSON_PARSE_FAILED: ReadonlySet<string> = new Set(['FST_ERR_CTP_INV
 
 /**
  * The answer to any error, whoever raised it: the API's own errors (`apiError`) as they are, other
- * HTTP errors (Nest's, the body parsers', the router's) with a code named after their status, and
- * anything else as 500 `internal_error`, with nothing of the error itself.
+ * HTTP errors (Nest's, the body parsers', the router's) with a code named after their status, a
+ * database that is unavailable as 503 `service_unavailable`, and anything else as 500 `internal_error`, with
+ * nothing of the error itself.
  */
 export function errorAnswerOf(exception: unknown): ErrorAnswer {
   if (exception instanceof HttpException) {
@@ -37,6 +39,7 @@ export function errorAnswerOf(exception: unknown): ErrorAnswer {
     const message = exposed ? String((exception as { message?: unknown }).message) : `${STATUS_CODES[clientStatus] ?? 'Client error'}.`;
     return { status: clientStatus, body: apiErrorBody(codeOfStatus(clientStatus), message) };
   }
+  if (isDatabaseUnavailable(exception)) return serverErrorAnswer(HttpStatus.SERVICE_UNAVAILABLE);
   return serverErrorAnswer(HttpStatus.INTERNAL_SERVER_ERROR);
 }
 

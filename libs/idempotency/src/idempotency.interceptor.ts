@@ -12,6 +12,7 @@ import { runInTransaction } from './atomic/idempotency-transaction.js';
 import { ClaimCoordinator } from './claims/claim-coordinator.js';
 import { renderIdempotencyError } from './errors/error-formatter.js';
 import type { IdempotencyError } from './errors/idempotency.error.js';
+import { IdempotencyUnavailableError } from './errors/idempotency-unavailable.error.js';
 import { bodyFingerprintInput } from './fingerprint/body-fingerprint-input.js';
 import { IdempotentMutations } from './graphql/idempotent-mutations.js';
 import { httpExchangeOf, type HttpExchange } from './http/http-exchange.js';
@@ -118,8 +119,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
     const { claimRequest, claim, observation } = run;
     const lease = (endsAt: number) => ({ endsAt, leaseMs: run.route.leaseMs });
     return this.runCaptured(run, next, {
-      settle: async (stored, status, leaseEndsAt) =>
-        this.claims.settle(claimRequest, claim, stored, run.route.ttlMs, observation, status, lease(leaseEndsAt)),
+      settle: async (stored, status, leaseEndsAt) => {
+        const settled = await this.claims.settle(claimRequest, claim, stored, run.route.ttlMs, observation, status, lease(leaseEndsAt));
+        // Too few replicas have the response: a failover could run it again, so its client retries.
+        if (settled === 'unconfirmed') return this.errorResponse(new IdempotencyUnavailableError());
+      },
       abandon: (status, leaseEndsAt) => this.claims.release(claimRequest, claim, observation, 'not_replayable', status, lease(leaseEndsAt)),
     });
   }
@@ -130,16 +134,16 @@ export class IdempotencyInterceptor implements NestInterceptor {
     const { claimRequest, claim, observation } = run;
     const outcome: CapturedOutcome = {
       settle: async (stored, status) => {
+        // The database ended the transaction under the handler (it lost its key to another
+        // node's commit, or its connection): whatever the handler answered, nothing of it counts.
+        const interruption = unit.interruption?.();
+        if (interruption) return this.answerInstead(() => this.claims.answerInterrupted(claimRequest, unit, observation, interruption, run.route));
         if (!stored) return this.claims.rollBackAtomically(claimRequest, unit, observation, 'released', status);
         const committed = await this.claims.commitAtomically(claimRequest, claim, unit, stored, run.route.ttlMs, observation);
         if (committed === 'committed') return observation.settled(status);
         // Nothing of this run was committed: its client gets the answer of the run that took its
         // claim over, else the refusal, in place of the response the handler produced.
-        try {
-          return replayedResponse(await this.claims.answerUncommitted(claimRequest, observation, committed, run.route));
-        } catch (refusal) {
-          return this.errorResponse(refusal as IdempotencyError);
-        }
+        return this.answerInstead(() => this.claims.answerUncommitted(claimRequest, observation, committed, run.route));
       },
       // The response is already on its way and cannot be stored: keep the writes it reports, and
       // free the key, exactly as without atomic mode (R16b).
@@ -179,6 +183,15 @@ export class IdempotencyInterceptor implements NestInterceptor {
   private storable(route: ResolvedRouteOptions, response: CapturedResponse): StoredResponse | undefined {
     if (!route.storeResponse(response.status)) return undefined;
     return { status: response.status, headers: pickStoredHeaders(response.headers, route.storedHeaders), body: response.body };
+  }
+
+  /** The winner's record as the answer, or the refusal the coordinator threw. */
+  private async answerInstead(winner: () => Promise<CompletedRecord>): Promise<ReplacementResponse> {
+    try {
+      return replayedResponse(await winner());
+    } catch (refusal) {
+      return this.errorResponse(refusal as IdempotencyError);
+    }
   }
 
   private errorResponse(error: IdempotencyError): ReplacementResponse {

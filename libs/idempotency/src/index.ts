@@ -38,6 +38,7 @@ export { IdempotencyBodyUnreadableError } from './errors/idempotency-body-unread
 export {
   IDEMPOTENCY_STORE,
   type AtomicClaimOutcome,
+  type AtomicInterruption,
   type AtomicUnit,
   type Claim,
   type ClaimOutcome,
@@ -47,6 +48,8 @@ export {
   type StoredResponse,
 } from './store/idempotency-store.js';
 export { StoreTimeoutError } from './store/store-timeout.js';
+export { StoreReplicationError } from './store/store-replication.error.js';
+export { TransactionLostRaceError } from './store/lost-race.error.js';
 export { TypeOrmIdempotencyStore, type TypeOrmIdempotencyStoreOptions } from './store/typeorm-idempotency.store.js';
 export {
   RedisIdempotencyStore,

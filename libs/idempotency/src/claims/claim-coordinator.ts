@@ -9,9 +9,12 @@ import { loadOpenTelemetry } from '../observability/request-tracing.js';
 import type { ResolvedRouteOptions } from '../idempotency.options.js';
 import { pollWithBackoff, waitForSettledRecord } from '../lease/in-flight-wait.js';
 import type { HeartbeatPlan } from '../lease/lease-heartbeats.js';
+import { TransactionLostRaceError } from '../store/lost-race.error.js';
+import { StoreReplicationError } from '../store/store-replication.error.js';
 import {
   IDEMPOTENCY_STORE,
   type AtomicClaimOutcome,
+  type AtomicInterruption,
   type AtomicUnit,
   type Claim,
   type ClaimRequest,
@@ -32,8 +35,17 @@ export type AtomicAcquired =
   | { readonly kind: 'run'; readonly claim: Claim; readonly observation: RequestObservation; readonly unit: AtomicUnit }
   | { readonly kind: 'replay'; readonly record: CompletedRecord };
 
-/** How an atomic run ended when it tried to commit its response. */
-export type AtomicCommit = 'committed' | 'lost_claim' | 'failed';
+/**
+ * How an atomic run ended when it tried to commit its response. `lost_race`: another transaction
+ * committed the key first (a Galera certification conflict) and this one was rolled back.
+ */
+export type AtomicCommit = 'committed' | 'lost_claim' | 'lost_race' | 'failed';
+
+/**
+ * How a run's outcome was settled. `unconfirmed`: the store took the response but could not
+ * confirm it durable (too few replicas acknowledged it), so its caller must not be told it is.
+ */
+export type Settlement = 'settled' | 'unconfirmed';
 
 /**
  * The lease a run still holds once its work is done: until when (monotonic, `performance.now()`),
@@ -170,9 +182,36 @@ export class ClaimCoordinator implements OnModuleInit {
       this.claimLost(request, observation);
       return 'lost_claim';
     } catch (error) {
+      if (error instanceof TransactionLostRaceError) {
+        this.claimLost(request, observation);
+        return 'lost_race';
+      }
       this.logStoreError(request, error);
       return 'failed';
     }
+  }
+
+  /**
+   * The answer to an atomic run the database ended under its handler (R22a): its transaction is
+   * rolled back (nothing of it counts), and its caller gets what a retry would get now: the winner's
+   * record after a lost race, else 409; or 503 when the connection is gone.
+   */
+  async answerInterrupted(
+    request: ClaimRequest,
+    unit: AtomicUnit,
+    observation: RequestObservation,
+    interruption: AtomicInterruption,
+    policy: Pick<AcquirePolicy, 'inFlightWaitMs' | 'mismatchStatus'>,
+  ): Promise<CompletedRecord> {
+    observation.settling();
+    // A connection that is gone cannot roll back: the unit discards it, and the server rolls back.
+    await unit.rollback().catch(() => undefined);
+    if (interruption === 'lost_race') {
+      this.claimLost(request, observation);
+      return this.answerUncommitted(request, observation, 'lost_race', policy);
+    }
+    this.log(request, 'unavailable', 'warn');
+    return this.answerUncommitted(request, observation, 'failed', policy);
   }
 
   /** Ends an atomic run whose outcome is not stored: its writes and its claim go together (R14). */
@@ -220,19 +259,38 @@ export class ClaimCoordinator implements OnModuleInit {
     request: ClaimRequest,
     observation: RequestObservation,
     committed: Exclude<AtomicCommit, 'committed'>,
-    policy: Pick<AcquirePolicy, 'inFlightWaitMs'>,
+    policy: Pick<AcquirePolicy, 'inFlightWaitMs' | 'mismatchStatus'>,
   ): Promise<CompletedRecord> {
-    const winner = await observation
-      .storeCall('inspect', () => this.store.inspect(request.account, request.key))
-      .catch(() => undefined);
+    const winner = committed === 'lost_race' ? await this.raceWinner(request, observation, policy) : await this.inspectQuietly(request, observation);
     if (winner?.status === 'completed' && winner.fingerprint === request.fingerprint) {
       if (committed === 'failed') this.claimLost(request, observation);
       observation.settled(winner.response.status);
       return winner;
     }
+    if (committed === 'lost_race' && winner && winner.fingerprint !== request.fingerprint) {
+      // Another request took the key first: this one was never going to be its request (R10).
+      observation.settled(policy.mismatchStatus);
+      throw new IdempotencyKeyReuseError(policy.mismatchStatus);
+    }
     const refusal = committed === 'failed' ? new IdempotencyUnavailableError() : new IdempotencyConflictError(policy.inFlightWaitMs / 1000);
     observation.settled(refusal.getStatus(), committed === 'failed' ? 'unavailable' : undefined);
     throw refusal;
+  }
+
+  /**
+   * The transaction that beat this one to the key committed before this one learnt it lost; its
+   * record is read (on Galera, after this node has applied it) and, if still in flight (a winner of
+   * a plain claim), waited for like any first attempt (R11).
+   */
+  private async raceWinner(request: ClaimRequest, observation: RequestObservation, policy: Pick<AcquirePolicy, 'inFlightWaitMs'>): Promise<FoundRecord | undefined> {
+    const inspect = (): Promise<FoundRecord | undefined> => this.inspectQuietly(request, observation);
+    const first = await inspect();
+    if (first?.status !== 'in_flight') return first;
+    return observation.waiting(() => waitForSettledRecord(first, inspect, policy.inFlightWaitMs));
+  }
+
+  private inspectQuietly(request: ClaimRequest, observation: RequestObservation): Promise<FoundRecord | undefined> {
+    return observation.storeCall('inspect', () => this.store.inspect(request.account, request.key)).catch(() => undefined);
   }
 
   /**
@@ -270,16 +328,27 @@ export class ClaimCoordinator implements OnModuleInit {
     observation: RequestObservation,
     status?: number,
     lease?: HeldLease,
-  ): Promise<void> {
-    if (!response) return this.release(request, claim, observation, 'released', status, lease);
+  ): Promise<Settlement> {
+    if (!response) {
+      await this.release(request, claim, observation, 'released', status, lease);
+      return 'settled';
+    }
     observation.settling();
     try {
       const completed = await this.whileLeaseHolds(request, claim, observation, lease, 'complete', () => this.store.complete(claim, response, ttlMs));
       if (!completed) this.claimLost(request, observation);
       observation.settled(status);
+      return 'settled';
     } catch (error) {
       this.logStoreError(request, error);
+      // Stored, but perhaps only on a primary that may yet die: its caller gets 503 and retries,
+      // rather than an answer a failover could let run again (R18).
+      if (error instanceof StoreReplicationError) {
+        observation.settled(new IdempotencyUnavailableError().getStatus(), 'unavailable');
+        return 'unconfirmed';
+      }
       observation.settled(status, 'unavailable');
+      return 'settled';
     }
   }
 
@@ -329,6 +398,9 @@ export class ClaimCoordinator implements OnModuleInit {
       try {
         return await observation.storeCall(operation, write);
       } catch (error) {
+        // A write the store made but could not replicate is not retried: a second write of it
+        // would find the claim completed and look lost. The store has waited for it already.
+        if (error instanceof StoreReplicationError) throw error;
         if (!lease || performance.now() + delay >= endsAt - lease.leaseMs / 10) throw error;
         if (attempt === 1) this.logStoreError(request, error, `; retrying the ${operation} while the claim's lease holds`);
         await sleep(delay);

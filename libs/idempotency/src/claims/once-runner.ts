@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { runInTransaction } from '../atomic/idempotency-transaction.js';
+import { IdempotencyUnavailableError } from '../errors/idempotency-unavailable.error.js';
 import type { ResolvedRouteOptions } from '../idempotency.options.js';
 import { LeaseHeartbeats } from '../lease/lease-heartbeats.js';
 import type { ObservedSource, RequestObservation } from '../observability/request-observation.js';
@@ -76,8 +77,9 @@ export class OnceRunner {
     const stored = this.encode(call, codec, outcome);
     if (stored === UNSTORABLE) {
       await this.claims.release(request, call.claim, call.observation, 'not_replayable', undefined, lease);
-    } else {
-      await this.claims.settle(request, call.claim, stored, route.ttlMs, call.observation, undefined, lease);
+    } else if ((await this.claims.settle(request, call.claim, stored, route.ttlMs, call.observation, undefined, lease)) === 'unconfirmed') {
+      // Too few replicas have the outcome: a failover could run the work again, so the caller retries.
+      throw new IdempotencyUnavailableError();
     }
     return answer(outcome);
   }
@@ -96,6 +98,12 @@ export class OnceRunner {
     const { unit } = acquired;
     const call: ClaimedCall = { request, claim: acquired.claim, observation: acquired.observation, route };
     const { outcome } = await this.runWork(call, () => runInTransaction(unit.manager, () => work(unit.manager)), unit);
+    // The database ended the transaction under the work: nothing of it counts, whatever it returned.
+    const interruption = unit.interruption?.();
+    if (interruption) {
+      const winner = await this.claims.answerInterrupted(request, unit, call.observation, interruption, route);
+      return { value: codec.decode(winner.response), replayed: true };
+    }
     const stored = this.encode(call, codec, outcome);
     if (stored === UNSTORABLE) {
       // The result went nowhere yet its writes are real, as a response sent but not storable (R16b):

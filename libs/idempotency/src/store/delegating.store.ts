@@ -58,6 +58,7 @@ export abstract class DelegatingStore implements IdempotencyStore {
       commitWith: (claim, response, ttlMs) => this.commitWithin(unit, claim, response, ttlMs),
       commitReleasing: (claim) => unit.commitReleasing(claim),
       rollback: () => unit.rollback(),
+      interruption: () => unit.interruption?.(),
     };
   }
 

@@ -118,7 +118,16 @@ export interface AtomicUnit {
   commitReleasing(claim: Claim): Promise<void>;
   /** Discards the handler's writes and the claim. */
   rollback(): Promise<void>;
+  /**
+   * Why the transaction can no longer commit, if the database ended it under the handler: another
+   * transaction won its key (`lost_race`: a Galera certification conflict, a deadlock) or its
+   * connection is gone (`unavailable`). The handler's own error then says nothing to its client.
+   */
+  interruption?(): AtomicInterruption | undefined;
 }
+
+/** How the database ended an atomic transaction under its handler. */
+export type AtomicInterruption = 'lost_race' | 'unavailable';
 
 /** The injection token of the store the interceptor and the service use. */
 export const IDEMPOTENCY_STORE = Symbol('IDEMPOTENCY_STORE');

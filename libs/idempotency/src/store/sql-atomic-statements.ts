@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ClaimRequest } from './idempotency-store.js';
 import type { SqlDialect } from './sql-dialect.js';
+import { withSettings } from './statement-settings.js';
 
 /** The claim statement's pieces, for the atomic transaction's variants of it. */
 export interface ClaimParts {
@@ -10,6 +11,8 @@ export interface ClaimParts {
   readonly onConflict: string;
   readonly returning: string;
   readonly upsert: string;
+  /** Settings every statement of the store runs with (`SET STATEMENT ... FOR`), on MariaDB only. */
+  readonly settings: readonly string[];
   /** The plain claim's parameters, in the order of its placeholders. */
   params(request: ClaimRequest, ownerToken: string): unknown[];
 }
@@ -94,7 +97,7 @@ export function mariaDbAtomicStatements(parts: ClaimParts, complete: string, rel
         // The lease is sent as a parameter: mysql2 binds numbers as doubles, which a system variable refuses.
         sql:
           `BEGIN NOT ATOMIC SET ${SAVED_IDLE_LIMIT} = @@SESSION.${variable}, SESSION ${variable} = CAST(? AS UNSIGNED); ` +
-          `START TRANSACTION; SET STATEMENT innodb_lock_wait_timeout = 0 FOR ${parts.upsert}; END`,
+          `START TRANSACTION; ${withSettings(['innodb_lock_wait_timeout = 0', ...parts.settings], parts.upsert)}; END`,
         params: (request, ownerToken) => [leaseSeconds(request), ...parts.params(request, ownerToken)],
       },
     ],
@@ -119,7 +122,7 @@ export function mariaDbAtomicStatements(parts: ClaimParts, complete: string, rel
 export function mysqlAtomicStatements(parts: ClaimParts, complete: string, release: string, read: string, mariaDb: boolean): AtomicStatements {
   const variable = mariaDb ? 'idle_write_transaction_timeout' : 'wait_timeout';
   const claim = mariaDb
-    ? `SET STATEMENT innodb_lock_wait_timeout = 0 FOR ${parts.upsert}`
+    ? withSettings(['innodb_lock_wait_timeout = 0', ...parts.settings], parts.upsert)
     : parts.upsert.replace(/^INSERT /, 'INSERT /*+ SET_VAR(innodb_lock_wait_timeout = 1) */ ');
   return {
     open: [

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager, QueryRunner } from 'typeorm';
-import type { AtomicClaimOutcome, AtomicUnit, Claim, ClaimRequest, StoredResponse } from './idempotency-store.js';
+import { interruptionOf, isLockConflict } from './database-errors.js';
+import type { AtomicClaimOutcome, AtomicInterruption, AtomicUnit, Claim, ClaimRequest, StoredResponse } from './idempotency-store.js';
+import { TransactionLostRaceError } from './lost-race.error.js';
 import { advisoryLockIds, pgLocksColumnsOf } from './sql-atomic-statements.js';
 import { completeParams, foundRecordOf, type RecordRow, type Statements } from './sql-statements.js';
 
@@ -27,10 +29,6 @@ export interface SqlUnitContext {
   discard(runner: QueryRunner): void;
 }
 
-// MySQL/MariaDB: ER_LOCK_WAIT_TIMEOUT and ER_LOCK_DEADLOCK. Either means another transaction holds
-// the key's row (or the index gap before it) uncommitted.
-const LOCK_CONFLICT_ERRNOS = new Set([1205, 1213]);
-
 /** How the unit's transaction ends: by a statement of the unit, or by one that already ended it. */
 type Ending = 'commit' | 'rollback' | 'ended';
 
@@ -53,10 +51,16 @@ export class SqlAtomicUnit implements AtomicUnit {
   private opened = false;
   private finished = false;
   private renewing?: Promise<boolean>;
+  private interrupted?: AtomicInterruption;
   private detachErrorListener: () => void = () => undefined;
 
   constructor(private readonly context: SqlUnitContext) {
     this.runner = context.createRunner();
+    this.watchHandlerStatements();
+  }
+
+  interruption(): AtomicInterruption | undefined {
+    return this.interrupted;
   }
 
   get manager(): EntityManager {
@@ -97,6 +101,10 @@ export class SqlAtomicUnit implements AtomicUnit {
     const renewing = this.context
       .execute(this.runner, statements.renew, [leaseMs, claim.account, claim.key, claim.ownerToken])
       .then((renewed) => renewed.affected > 0)
+      .catch((error: unknown) => {
+        this.noteFailure(error);
+        throw error;
+      })
       .finally(() => {
         this.renewing = undefined;
       });
@@ -112,8 +120,10 @@ export class SqlAtomicUnit implements AtomicUnit {
       const result = await within(this.runner, execute(this.runner, atomic.complete, completeParams(claim, response, ttlMs)));
       completed = atomic.completeEnds ? Number((result.records[0] as { completed?: unknown } | undefined)?.completed ?? 0) > 0 : result.affected > 0;
     } catch (error) {
+      this.noteFailure(error);
       await this.finish('rollback').catch(() => undefined);
-      throw error;
+      // Galera certifies at commit: a transaction another node committed first on this key fails here.
+      throw this.interrupted === 'lost_race' ? new TransactionLostRaceError(error) : error;
     }
     await this.finish(atomic.completeEnds ? 'ended' : completed ? 'commit' : 'rollback');
     return completed;
@@ -133,6 +143,25 @@ export class SqlAtomicUnit implements AtomicUnit {
 
   rollback(): Promise<void> {
     return this.finish('rollback');
+  }
+
+  /**
+   * Keeps the first failure of a statement on the transaction's connection that ends the
+   * transaction under its handler: the handler's own writes (through the unit's manager) included,
+   * since on Galera it is often one of them that learns the transaction was aborted for another.
+   */
+  private watchHandlerStatements(): void {
+    const runner = this.runner as unknown as { query: (...args: unknown[]) => Promise<unknown> };
+    const query = runner.query.bind(runner);
+    runner.query = (...args: unknown[]) =>
+      query(...args).catch((error: unknown) => {
+        this.noteFailure(error);
+        throw error;
+      });
+  }
+
+  private noteFailure(error: unknown): void {
+    if (this.opened && !this.interrupted) this.interrupted = interruptionOf(error);
   }
 
   private held(): Statements {
@@ -240,8 +269,3 @@ function isExpired(row: RecordRow): boolean {
   return row.state === 'completed' && Number(row.ttl_remaining_ms) <= 0;
 }
 
-function isLockConflict(error: unknown): boolean {
-  const { errno, driverError } = (error ?? {}) as { errno?: unknown; driverError?: { errno?: unknown } };
-  const code = driverError?.errno ?? errno;
-  return typeof code === 'number' && LOCK_CONFLICT_ERRNOS.has(code);
-}

@@ -7,6 +7,7 @@ import {
   type ClaimParts,
 } from './sql-atomic-statements.js';
 import type { SqlDialect } from './sql-dialect.js';
+import { GALERA_STATEMENT_SETTINGS, withSettings } from './statement-settings.js';
 
 /** A record as the store's statements return it. */
 export interface RecordRow {
@@ -52,10 +53,15 @@ export interface MysqlServer {
   readonly mariaDb: boolean;
   /** MariaDB's compound statements (`BEGIN NOT ATOMIC`) for the atomic transaction's phases. */
   readonly compound: boolean;
+  /** A Galera cluster node (`wsrep_on`): every statement first waits until the node has applied what the cluster committed. */
+  readonly galera: boolean;
 }
 
-export function buildStatements(dialect: SqlDialect, server: MysqlServer = { mariaDb: false, compound: false }): Statements {
+const SINGLE_SERVER: MysqlServer = { mariaDb: false, compound: false, galera: false };
+
+export function buildStatements(dialect: SqlDialect, server: MysqlServer = SINGLE_SERVER): Statements {
   const { table, nowMs: now } = dialect;
+  const settings = server.galera ? [GALERA_STATEMENT_SETTINGS] : [];
   const p = (column: string): string => dialect.proposed(column);
   // Inside the conflict clause the proposed row's created_at is the database's now: naming it
   // instead of repeating the clock expression keeps the statement short to send and to parse.
@@ -91,14 +97,14 @@ export function buildStatements(dialect: SqlDialect, server: MysqlServer = { mar
   const returning = dialect.returning ? ` RETURNING ${RECORD_COLUMNS}, ${remaining}` : '';
   const upsert = `INSERT INTO ${table} ${columns} VALUES (${values}) ${onConflict}${returning}`;
   const byOwner = `account = ? AND idempotency_key = ? AND owner_token = ? AND state = 'in_flight'`;
-  const sql = dialect.placeholders;
+  const sql = (statement: string): string => dialect.placeholders(withSettings(settings, statement));
   const read = sql(`SELECT ${RECORD_COLUMNS}, ${remaining} FROM ${table} WHERE account = ? AND idempotency_key = ?`);
   const complete = sql(
     `UPDATE ${table} SET state = 'completed', response_status = ?, response_headers = ?, response_body = ?, ` +
       `expires_at = ${now} + ?, lease_expires_at = ${now} WHERE ${byOwner}`,
   );
   const release = sql(`DELETE FROM ${table} WHERE ${byOwner}`);
-  const parts: ClaimParts = { table, columns, values, onConflict, returning, upsert, params: claimParams };
+  const parts: ClaimParts = { table, columns, values, onConflict, returning, upsert, settings, params: claimParams };
   return {
     dialect,
     claim: sql(upsert),

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { QueryFailedError, type DataSource, type QueryRunner } from 'typeorm';
 import type { AtomicUnit, Claim, ClaimOutcome, ClaimRequest, FoundRecord, IdempotencyStore, StoredResponse } from './idempotency-store.js';
+import { isLostRace } from './database-errors.js';
 import { SqlAtomicUnit, type SqlResult, type SqlUnitContext } from './sql-atomic-unit.js';
 import { sqlDialect, sqlFamilyOf, type SqlFamily } from './sql-dialect.js';
 import { buildStatements, claimParams, completeParams, foundRecordOf, type MysqlServer, type RecordRow, type Statements } from './sql-statements.js';
@@ -41,9 +42,9 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
     const sql = await this.prepared();
     const ownerToken = randomUUID();
     const params = claimParams(request, ownerToken);
-    const row = sql.dialect.returning
-      ? (await this.run(sql.claim, params)).records[0]
-      : await this.claimWithoutReturning(sql, params, request);
+    const row = await retriedOnLostRace(() =>
+      sql.dialect.returning ? this.run(sql.claim, params).then((result) => result.records[0]) : this.claimWithoutReturning(sql, params, request),
+    );
     if (!row) throw new Error('nestjs-idempotency: the claim statement returned no row');
     if (row.owner_token === ownerToken) {
       const { account, key, fingerprint } = request;
@@ -107,6 +108,12 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
     const sql = await this.prepared();
     // Not prepared: LIMIT takes an integer, and the binary protocol would send the number as a double.
     return (await this.run(sql.purge, [limit], false)).affected;
+  }
+
+  // MariaDB built with wsrep (Debian's is) knows the variable; it is ON on a node of a Galera cluster.
+  private async isGaleraNode(): Promise<boolean> {
+    const rows = (await this.withRunner((runner) => runner.query('SELECT @@wsrep_on AS wsrep_on'))) as Array<{ wsrep_on: number | string }>;
+    return Number(rows[0]?.wsrep_on ?? 0) === 1;
   }
 
   // MySQL has no INSERT ... RETURNING: the upsert and the read share one transaction so that the
@@ -206,10 +213,30 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
     if (this.family !== 'mysql') return buildStatements(sqlDialect(this.family, false));
     const rows = (await this.withRunner((runner) => runner.query('SELECT VERSION() AS version'))) as Array<{ version: string }>;
     const version = rows[0]?.version ?? '';
+    const mariaDb = /mariadb/i.test(version);
     const returning = !this.forceWithoutReturning && mariaDbHasReturning(version);
     // Compound statements came with MariaDB 10.1; the test seam asks for MySQL 8's behaviour.
-    const server: MysqlServer = { mariaDb: /mariadb/i.test(version), compound: returning };
+    const server: MysqlServer = { mariaDb, compound: returning, galera: mariaDb && (await this.isGaleraNode()) };
     return buildStatements(sqlDialect(this.family, returning), server);
+  }
+}
+
+// A claim that lost a race is tried again at once: the statement then finds the winner's record.
+const CLAIM_ATTEMPTS = 3;
+
+/**
+ * Runs a claim, again when the database rolled it back for a concurrent claim of the same key:
+ * on Galera, two nodes' claims of one key conflict at certification and the loser gets a deadlock
+ * error (1213); a plain server reports one when two upserts meet on the index's gap. Either way
+ * the claim was not made, and the next attempt reads the winner's record.
+ */
+async function retriedOnLostRace<T>(claim: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await claim();
+    } catch (error) {
+      if (attempt >= CLAIM_ATTEMPTS || !isLostRace(error)) throw error;
+    }
   }
 }
 
