@@ -16,10 +16,54 @@ const PAYMENT = { amount: 100, currency: 'EUR' } as const;
 describe('the example API with IDEMPOTENCY_STORE=redis', () => {
   it('defaults atomic mode to off on the Redis store, and refuses IDEMPOTENCY_ATOMIC=on with a message that says what to do (R22)', () => {
     const redis = { DATABASE_URL: 'mysql://root@127.0.0.1:3306/unused', IDEMPOTENCY_STORE: 'redis' };
-    expect(loadAppConfig(redis)).toMatchObject({ atomic: false, redisStore: { url: 'redis://127.0.0.1:6379' } });
+    expect(loadAppConfig(redis)).toMatchObject({ atomic: false, redisStore: { connection: { kind: 'url', url: 'redis://127.0.0.1:6379' } } });
     expect(loadAppConfig({ ...redis, IDEMPOTENCY_STORE: '' })).toMatchObject({ atomic: true, redisStore: undefined });
     expect(() => loadAppConfig({ ...redis, IDEMPOTENCY_ATOMIC: 'on' })).toThrow(/unset IDEMPOTENCY_STORE/);
     expect(() => loadAppConfig({ IDEMPOTENCY_STORE: 'memcached' })).toThrow(/IDEMPOTENCY_STORE: "memcached"/);
+  });
+
+  it('reads a Redis Cluster from REDIS_CLUSTER_NODES and a Sentinel-managed primary from REDIS_SENTINELS, and refuses two deployments at once (R30)', () => {
+    const redis = { IDEMPOTENCY_STORE: 'redis' };
+    expect(loadAppConfig({ ...redis, REDIS_CLUSTER_NODES: '127.0.0.1:7001, 127.0.0.1:7002,[::1]:7003' }).redisStore?.connection).toEqual({
+      kind: 'cluster',
+      nodes: [
+        { host: '127.0.0.1', port: 7001 },
+        { host: '127.0.0.1', port: 7002 },
+        { host: '::1', port: 7003 },
+      ],
+    });
+    expect(loadAppConfig({ ...redis, REDIS_SENTINELS: 'sentinel-a:26381,sentinel-b:26382' }).redisStore?.connection).toEqual({
+      kind: 'sentinel',
+      sentinels: [
+        { host: 'sentinel-a', port: 26381 },
+        { host: 'sentinel-b', port: 26382 },
+      ],
+      name: 'mymaster',
+    });
+    expect(loadAppConfig({ ...redis, REDIS_SENTINELS: '127.0.0.1:26381', REDIS_SENTINEL_NAME: 'idempotency' }).redisStore?.connection).toMatchObject({ name: 'idempotency' });
+
+    expect(() => loadAppConfig({ ...redis, REDIS_CLUSTER_NODES: '127.0.0.1' })).toThrow(/REDIS_CLUSTER_NODES: "127.0.0.1" is not host:port/);
+    expect(() => loadAppConfig({ ...redis, REDIS_CLUSTER_NODES: '127.0.0.1:70001' })).toThrow(/REDIS_CLUSTER_NODES: "127.0.0.1:70001" is not host:port/);
+    expect(() => loadAppConfig({ ...redis, REDIS_SENTINELS: 'redis://127.0.0.1:26381' })).toThrow(/REDIS_SENTINELS: "redis:\/\/127.0.0.1:26381" is not host:port/);
+    expect(() => loadAppConfig({ ...redis, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CLUSTER_NODES: '127.0.0.1:7001' })).toThrow(
+      /REDIS_URL and REDIS_CLUSTER_NODES are both set: set one of them/,
+    );
+    expect(() => loadAppConfig({ ...redis, REDIS_SENTINEL_NAME: 'idempotency' })).toThrow(/REDIS_SENTINEL_NAME is set, but REDIS_SENTINELS is not/);
+  });
+
+  it('passes IDEMPOTENCY_REDIS_WAIT_REPLICAS and the store timeout to the Redis store, and refuses a count that is not a whole number (R30, R18)', () => {
+    const redis = { IDEMPOTENCY_STORE: 'redis', REDIS_CLUSTER_NODES: '127.0.0.1:7001' };
+    expect(loadAppConfig({ ...redis, IDEMPOTENCY_REDIS_WAIT_REPLICAS: '1', IDEMPOTENCY_STORE_TIMEOUT_MS: '2000' }).redisStore).toMatchObject({
+      waitForReplicas: 1,
+      timeoutMs: 2000,
+    });
+    expect(loadAppConfig({ ...redis, IDEMPOTENCY_REDIS_WAIT_REPLICAS: '0' }).redisStore?.waitForReplicas).toBeUndefined();
+    for (const invalid of ['-1', '1.5', 'one', '1e2']) {
+      expect(() => loadAppConfig({ ...redis, IDEMPOTENCY_REDIS_WAIT_REPLICAS: invalid })).toThrow(
+        new RegExp(`IDEMPOTENCY_REDIS_WAIT_REPLICAS: "${invalid.replace('.', '\\.')}" is not a whole number of replicas`),
+      );
+    }
+    expect(() => loadAppConfig({ IDEMPOTENCY_REDIS_WAIT_REPLICAS: '1' })).toThrow(/IDEMPOTENCY_REDIS_WAIT_REPLICAS is set, but the records are not in Redis/);
   });
 });
 

@@ -15,9 +15,13 @@ export interface AppConfig {
    */
   readonly atomic: boolean;
   /**
-   * `IDEMPOTENCY_STORE=redis`: idempotency records in Redis at `REDIS_URL` (default
-   * `redis://127.0.0.1:6379`; a path `/N` selects database N), under `IDEMPOTENCY_REDIS_KEY_PREFIX`
-   * (default the library's `idempotency:`). Unset (or `typeorm`): the TypeORM store in the app's database.
+   * `IDEMPOTENCY_STORE=redis`: idempotency records in Redis, under `IDEMPOTENCY_REDIS_KEY_PREFIX`
+   * (default the library's `idempotency:`), on one of: a Redis Cluster (`REDIS_CLUSTER_NODES`,
+   * comma-separated `host:port` seed nodes), a primary managed by Redis Sentinel (`REDIS_SENTINELS`,
+   * `host:port` list, and `REDIS_SENTINEL_NAME`, default `mymaster`), or else one Redis at
+   * `REDIS_URL` (default `redis://127.0.0.1:6379`; a path `/N` selects database N).
+   * `IDEMPOTENCY_REDIS_WAIT_REPLICAS=N`: each claim, completion and release waits for N replicas
+   * (the store's `waitForReplicas`). Unset (or `typeorm`): the TypeORM store in the app's database.
    */
   readonly redisStore?: RedisStoreConfig;
   /** Idempotency timings, in ms; unset ones keep the library's defaults. */
@@ -56,8 +60,23 @@ export interface RabbitMqConfig {
 }
 
 export interface RedisStoreConfig {
-  readonly url: string;
+  readonly connection: RedisConnectionConfig;
   readonly keyPrefix?: string;
+  /** The store's `waitForReplicas`; 0 or unset: none. */
+  readonly waitForReplicas?: number;
+  /** `IDEMPOTENCY_STORE_TIMEOUT_MS`, which the Redis store takes as its own `timeoutMs`. */
+  readonly timeoutMs?: number;
+}
+
+/** Which Redis deployment holds the records. */
+export type RedisConnectionConfig =
+  | { readonly kind: 'url'; readonly url: string }
+  | { readonly kind: 'cluster'; readonly nodes: readonly RedisNodeAddress[] }
+  | { readonly kind: 'sentinel'; readonly sentinels: readonly RedisNodeAddress[]; readonly name: string };
+
+export interface RedisNodeAddress {
+  readonly host: string;
+  readonly port: number;
 }
 
 export interface RateLimitConfig {
@@ -125,10 +144,56 @@ function parseAtomic(value: string | undefined, onMySql: boolean, onRedis: boole
 
 function parseRedisStore(env: NodeJS.ProcessEnv): RedisStoreConfig | undefined {
   const store = env.IDEMPOTENCY_STORE?.trim() ?? '';
-  if (store === '' || store === 'typeorm') return undefined;
+  const waitReplicas = env.IDEMPOTENCY_REDIS_WAIT_REPLICAS?.trim() ?? '';
+  if (store === '' || store === 'typeorm') {
+    if (waitReplicas !== '') throw new Error('IDEMPOTENCY_REDIS_WAIT_REPLICAS is set, but the records are not in Redis: set IDEMPOTENCY_STORE=redis too');
+    return undefined;
+  }
   if (store !== 'redis') throw new Error(`IDEMPOTENCY_STORE: "${store}" is neither typeorm nor redis`);
   const keyPrefix = env.IDEMPOTENCY_REDIS_KEY_PREFIX?.trim();
-  return { url: env.REDIS_URL?.trim() || 'redis://127.0.0.1:6379', ...(keyPrefix ? { keyPrefix } : {}) };
+  const waitForReplicas = parseReplicaCount(waitReplicas);
+  const timeoutMs = parseMs('IDEMPOTENCY_STORE_TIMEOUT_MS', env.IDEMPOTENCY_STORE_TIMEOUT_MS);
+  return {
+    connection: parseRedisConnection(env),
+    ...(keyPrefix ? { keyPrefix } : {}),
+    ...(waitForReplicas ? { waitForReplicas } : {}),
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+  };
+}
+
+function parseRedisConnection(env: NodeJS.ProcessEnv): RedisConnectionConfig {
+  const url = env.REDIS_URL?.trim() ?? '';
+  const clusterNodes = env.REDIS_CLUSTER_NODES?.trim() ?? '';
+  const sentinels = env.REDIS_SENTINELS?.trim() ?? '';
+  const chosen = [url && 'REDIS_URL', clusterNodes && 'REDIS_CLUSTER_NODES', sentinels && 'REDIS_SENTINELS'].filter(Boolean);
+  if (chosen.length > 1) {
+    throw new Error(`${chosen.join(' and ')} are both set: set one of them (REDIS_URL: one Redis; REDIS_CLUSTER_NODES: a Redis Cluster; REDIS_SENTINELS: a Sentinel-managed primary)`);
+  }
+  if (clusterNodes) return { kind: 'cluster', nodes: parseNodeList('REDIS_CLUSTER_NODES', clusterNodes) };
+  if (sentinels) {
+    return { kind: 'sentinel', sentinels: parseNodeList('REDIS_SENTINELS', sentinels), name: env.REDIS_SENTINEL_NAME?.trim() || 'mymaster' };
+  }
+  if (env.REDIS_SENTINEL_NAME?.trim()) throw new Error('REDIS_SENTINEL_NAME is set, but REDIS_SENTINELS is not: list the sentinels as host:port,host:port');
+  return { kind: 'url', url: url || 'redis://127.0.0.1:6379' };
+}
+
+/** `host:port,host:port`; an IPv6 host in brackets (`[::1]:7001`). */
+function parseNodeList(name: string, value: string): RedisNodeAddress[] {
+  return value.split(',').map((entry) => entry.trim()).filter(Boolean).map((entry) => {
+    const match = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):(\d{1,5})$/.exec(entry);
+    const port = Number(match?.[2]);
+    if (!match || port < 1 || port > 65535) throw new Error(`${name}: "${entry}" is not host:port (e.g. 127.0.0.1:7001)`);
+    return { host: match[1].replace(/^\[|\]$/g, ''), port };
+  });
+}
+
+function parseReplicaCount(value: string): number | undefined {
+  if (value === '') return undefined;
+  const count = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(count)) {
+    throw new Error(`IDEMPOTENCY_REDIS_WAIT_REPLICAS: "${value}" is not a whole number of replicas (0 turns waiting off)`);
+  }
+  return count;
 }
 
 // Only split and checked for presence here: the library checks each key's length at start-up,

@@ -54,6 +54,7 @@ export { TypeOrmIdempotencyStore, type TypeOrmIdempotencyStoreOptions } from './
 export {
   RedisIdempotencyStore,
   type RedisIdempotencyClient,
+  type RedisIdempotencyPipeline,
   type RedisIdempotencyStoreOptions,
 } from './store/redis-idempotency.store.js';
 export { ReplayCachingStore, type ReplayCacheOptions } from './store/replay-cache.store.js';

@@ -21,6 +21,8 @@ import type {
   IdempotencyStore,
   StoredResponse,
 } from '../store/idempotency-store.js';
+import { TransactionLostRaceError } from '../store/lost-race.error.js';
+import { StoreReplicationError } from '../store/store-replication.error.js';
 import { ClaimCoordinator, type Acquired } from './claim-coordinator.js';
 
 const KEY = 'checkout:secret-attempt-7f3a';
@@ -375,10 +377,13 @@ describe('ClaimCoordinator spans, when @opentelemetry/api is installed (R27)', (
 });
 
 /** A store whose atomic units answer their claims from a script, and record how each ended. */
-function scriptedAtomicStore(claims: Array<AtomicClaimOutcome | Error>): { store: IdempotencyStore; ended: string[] } {
+function scriptedAtomicStore(
+  claims: Array<AtomicClaimOutcome | Error>,
+  options: { commit?: Error; inspections?: Array<FoundRecord | undefined> } = {},
+): { store: IdempotencyStore; ended: string[] } {
   const ended: string[] = [];
   const store: IdempotencyStore = {
-    ...scriptedStore({}),
+    ...scriptedStore({ inspections: options.inspections }),
     beginAtomic: (): AtomicUnit => ({
       manager: {} as AtomicUnit['manager'],
       claim: async () => {
@@ -387,7 +392,11 @@ function scriptedAtomicStore(claims: Array<AtomicClaimOutcome | Error>): { store
         return next;
       },
       renew: async () => true,
-      commitWith: async () => (ended.push('committed'), true),
+      commitWith: async () => {
+        if (options.commit) throw options.commit;
+        ended.push('committed');
+        return true;
+      },
       commitReleasing: async () => void ended.push('committed, released'),
       rollback: async () => void ended.push('rolled back'),
     }),
@@ -467,5 +476,78 @@ describe('ClaimCoordinator.acquireAtomically: the claim inside the transaction (
     await coordinator.rollBackAtomically(request, acquired.unit, acquired.observation, 'released', 500);
     expect(ended).toEqual(['rolled back']);
     expect(listener.outcomes).toEqual([expect.objectContaining({ outcome: 'released', status: 500 })]);
+  });
+});
+
+describe('ClaimCoordinator on clusters: lost races and unreplicated writes (issue 22)', () => {
+  let listener: ReturnType<typeof listen>;
+
+  beforeEach(() => {
+    listener = listen();
+    jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+  });
+
+  afterEach(() => {
+    listener.stop();
+    jest.restoreAllMocks();
+  });
+
+  it('answers a completion too few replicas acknowledged as unconfirmed, without writing it again, and publishes unavailable 503 (R18)', async () => {
+    let completions = 0;
+    const store: IdempotencyStore = {
+      ...scriptedStore({}),
+      complete: async () => {
+        completions++;
+        throw new StoreReplicationError('complete', 0, 1);
+      },
+    };
+    const coordinator = new ClaimCoordinator(store);
+    const run = runOf(await coordinator.acquire(request, policy, http));
+    const lease = { endsAt: performance.now() + 60_000, leaseMs: 60_000 };
+    expect(await coordinator.settle(request, run.claim, response, request.ttlMs, run.observation, 201, lease)).toBe('unconfirmed');
+    expect(completions).toBe(1);
+    expect(listener.outcomes).toEqual([expect.objectContaining({ outcome: 'unavailable', status: 503 })]);
+  });
+
+  it('answers an atomic run that lost its key at commit with the winner\'s record once it is stored, as lost_claim (R22a, R11)', async () => {
+    const { store } = scriptedAtomicStore([], { commit: new TransactionLostRaceError(new Error('Deadlock found')), inspections: [inFlight(), completed()] });
+    const coordinator = new ClaimCoordinator(store);
+    const acquired = await coordinator.acquireAtomically(request, policy, http);
+    if (acquired.kind !== 'run') throw new Error('expected a run');
+    const committed = await coordinator.commitAtomically(request, acquired.claim, acquired.unit, response, request.ttlMs, acquired.observation);
+    expect(committed).toBe('lost_race');
+    const winner = await coordinator.answerUncommitted(request, acquired.observation, committed === 'committed' ? 'failed' : committed, { ...policy, inFlightWaitMs: 5000 });
+    expect(winner).toEqual(completed());
+    expect(listener.outcomes).toEqual([expect.objectContaining({ outcome: 'lost_claim', status: 201 })]);
+  });
+
+  it('refuses with 422 an atomic run whose handler the database aborted for another request\'s commit of its key (R10, R22a)', async () => {
+    const { store, ended } = scriptedAtomicStore([], { inspections: [completed('fp-other')] });
+    const coordinator = new ClaimCoordinator(store);
+    const acquired = await coordinator.acquireAtomically(request, policy, http);
+    if (acquired.kind !== 'run') throw new Error('expected a run');
+    await expect(coordinator.answerInterrupted(request, acquired.unit, acquired.observation, 'lost_race', policy)).rejects.toBeInstanceOf(IdempotencyKeyReuseError);
+    expect(ended).toEqual(['rolled back']);
+    expect(listener.outcomes).toEqual([expect.objectContaining({ outcome: 'lost_claim', status: 422 })]);
+  });
+
+  it('answers 409 when the race\'s winner stored nothing, and 503 when the run\'s connection is gone (R11, R18)', async () => {
+    const lost = scriptedAtomicStore([], { inspections: [undefined] });
+    const coordinator = new ClaimCoordinator(lost.store);
+    const first = await coordinator.acquireAtomically(request, policy, http);
+    if (first.kind !== 'run') throw new Error('expected a run');
+    await expect(coordinator.answerInterrupted(request, first.unit, first.observation, 'lost_race', policy)).rejects.toBeInstanceOf(IdempotencyConflictError);
+
+    const gone = scriptedAtomicStore([], { inspections: [undefined] });
+    const other = new ClaimCoordinator(gone.store);
+    const second = await other.acquireAtomically(request, policy, http);
+    if (second.kind !== 'run') throw new Error('expected a run');
+    await expect(other.answerInterrupted(request, second.unit, second.observation, 'unavailable', policy)).rejects.toBeInstanceOf(IdempotencyUnavailableError);
+    expect(gone.ended).toEqual(['rolled back']);
+    expect(listener.outcomes.map((message) => [message.outcome, message.status])).toEqual([
+      ['lost_claim', 409],
+      ['unavailable', 503],
+    ]);
   });
 });

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type {
   Claim,
   ClaimOutcome,
@@ -15,6 +16,7 @@ import {
   RENEW_SCRIPT,
   type RedisScript,
 } from './redis-scripts.js';
+import { StoreReplicationError } from './store-replication.error.js';
 import { DEFAULT_STORE_TIMEOUT_MS, StoreTimeoutError } from './store-timeout.js';
 
 /**
@@ -24,6 +26,14 @@ import { DEFAULT_STORE_TIMEOUT_MS, StoreTimeoutError } from './store-timeout.js'
  */
 export interface RedisIdempotencyClient {
   callBuffer(command: string, ...args: Array<string | Buffer | number>): Promise<unknown>;
+  /** Needed with `waitForReplicas` only: a batch of commands written to one connection at once. */
+  pipeline?(): RedisIdempotencyPipeline;
+}
+
+/** What the store needs of a client's pipeline (ioredis `Pipeline`): queued commands, one write, each reply or error. */
+export interface RedisIdempotencyPipeline {
+  callBuffer(command: string, ...args: Array<string | Buffer | number>): unknown;
+  exec(): Promise<Array<[Error | null, unknown]> | null>;
 }
 
 /** Settings of the Redis store. */
@@ -36,9 +46,34 @@ export interface RedisIdempotencyStoreOptions {
    * instead of hanging it. Default 5000.
    */
   timeoutMs?: number;
+  /**
+   * How many replicas must hold a claim, a completion or a release before the store reports it
+   * done (R30). Each of these scripts is sent with `WAIT n` in one pipeline, so both reach the
+   * same connection (on a Cluster, the master of the record's slot) and WAIT counts the replicas
+   * that have this write; all waiting ends within 0.8 x `timeoutMs`. Too few in time: a claim is
+   * released and refused with `StoreReplicationError` (503, the handler does not run); a completion
+   * is sent again until enough replicas hold it within that time (a completion sent twice is
+   * recognised by its owner), then refused with `StoreReplicationError` (503 instead of an answer a
+   * failover could lose); a release throws it too. Renewals and reads do not wait. While a replica
+   * is down every write waits out the whole time, and commands behind a WAIT on its connection wait
+   * with it. Needs a client with `pipeline()` (ioredis `Redis`, `Cluster`). Default 0: no waiting.
+   */
+  waitForReplicas?: number;
 }
 
 export const DEFAULT_REDIS_KEY_PREFIX = 'idempotency:';
+
+/** The share of the store's timeout its WAITs may use, leaving the rest for the round trips (and a release). */
+const WAIT_SHARE_OF_TIMEOUT = 0.8;
+/** Pause before sending again a write whose WAIT or redirect came back at once, so a failover is not hammered. */
+const RESEND_PAUSE_MS = 50;
+
+/** The replies to a script and to the WAIT sent with it. */
+interface Replicated {
+  readonly reply: unknown;
+  /** Replicas that acknowledged the connection's writes up to the script's; 0 if WAIT failed. */
+  readonly acknowledged: number;
+}
 
 /**
  * A store on Redis (an ioredis 5 client; Redis 5 or later): one hash per (account, key), each
@@ -60,11 +95,13 @@ export const DEFAULT_REDIS_KEY_PREFIX = 'idempotency:';
  * Server settings: a record Redis loses is a request that may run twice. Use
  * `maxmemory-policy noeviction` (every record has an expiry, so the `volatile-*` policies would
  * evict exactly these keys), and persistence that fits the promise (`appendonly yes`); a failover
- * to a replica can lose the last writes, as Redis replication is asynchronous.
+ * to a replica can lose the last writes, as Redis replication is asynchronous, unless
+ * `waitForReplicas` makes each claim and completion wait for replicas first.
  */
 export class RedisIdempotencyStore implements IdempotencyStore {
   private readonly keyPrefix: string;
   private readonly timeoutMs: number;
+  private readonly waitForReplicas: number;
 
   constructor(
     private readonly redis: RedisIdempotencyClient,
@@ -72,23 +109,31 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   ) {
     this.keyPrefix = options.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
+    this.waitForReplicas = options.waitForReplicas ?? 0;
+    if (!Number.isInteger(this.waitForReplicas) || this.waitForReplicas < 0) {
+      throw new Error(`nestjs-idempotency: waitForReplicas must be a whole number of replicas, 0 or more (got ${String(options.waitForReplicas)})`);
+    }
+    if (this.waitForReplicas > 0 && typeof redis.pipeline !== 'function') {
+      throw new Error(
+        'nestjs-idempotency: waitForReplicas needs a Redis client with pipeline() (an ioredis Redis or Cluster), ' +
+          'to send WAIT on the connection that made the write',
+      );
+    }
   }
 
   async claim(request: ClaimRequest): Promise<ClaimOutcome> {
     const ownerToken = randomUUID();
-    const reply = await this.run(CLAIM_SCRIPT, request.account, request.key, [
-      request.fingerprint,
-      ownerToken,
-      request.route,
-      wholeMs(request.leaseMs),
-      wholeMs(request.ttlMs),
-    ]);
-    const row = replyRow(reply);
+    const args = [request.fingerprint, ownerToken, request.route, wholeMs(request.leaseMs), wholeMs(request.ttlMs)];
+    const recordKey = redisRecordKey(this.keyPrefix, request.account, request.key);
+    const { account, key, fingerprint } = request;
+    const claim: Claim = { account, key, fingerprint, ownerToken };
+    const row = replyRow(
+      this.waitForReplicas > 0
+        ? await this.within(this.claimReplicated(claim, recordKey, args))
+        : await this.within(this.evaluate(CLAIM_SCRIPT, recordKey, args)),
+    );
     if (!row) throw new Error('nestjs-idempotency: the Redis claim script returned no record');
-    if (row[0] === 1) {
-      const { account, key, fingerprint } = request;
-      return { status: 'claimed', claim: { account, key, fingerprint, ownerToken } };
-    }
+    if (row[0] === 1) return { status: 'claimed', claim };
     return foundRecordOf(row);
   }
 
@@ -100,10 +145,14 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   async complete(claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean> {
     const headers = JSON.stringify(response.headers);
     const args = [claim.ownerToken, response.status, headers, response.body, wholeMs(ttlMs)];
-    return (await this.run(COMPLETE_SCRIPT, claim.account, claim.key, args)) === 1;
+    if (this.waitForReplicas > 0) return this.within(this.completeReplicated(this.recordKeyOf(claim), args));
+    // 2: this owner had stored this very response already, a completion sent twice (after a dropped connection).
+    const stored = await this.run(COMPLETE_SCRIPT, claim.account, claim.key, args);
+    return stored === 1 || stored === 2;
   }
 
   async release(claim: Claim): Promise<boolean> {
+    if (this.waitForReplicas > 0) return this.within(this.releaseReplicated(this.recordKeyOf(claim), claim.ownerToken));
     return (await this.run(RELEASE_SCRIPT, claim.account, claim.key, [claim.ownerToken])) === 1;
   }
 
@@ -132,12 +181,105 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     return this.within(this.evaluate(script, redisRecordKey(this.keyPrefix, account, key), args));
   }
 
+  private recordKeyOf(claim: Claim): string {
+    return redisRecordKey(this.keyPrefix, claim.account, claim.key);
+  }
+
+  /**
+   * A claim too few replicas hold could vanish in a failover while its handler runs, and a retry
+   * would then run it a second time: it is given up (released, as far as time allows) before the
+   * handler starts.
+   */
+  private async claimReplicated(claim: Claim, recordKey: string, args: Array<string | Buffer | number>): Promise<unknown> {
+    const started = performance.now();
+    const { reply, acknowledged } = await this.evaluateAndWait(CLAIM_SCRIPT, recordKey, args, started + this.waitBudgetMs());
+    const row = replyRow(reply);
+    if (row?.[0] !== 1 || acknowledged >= this.waitForReplicas) return reply;
+    const releasing = this.evaluate(RELEASE_SCRIPT, recordKey, [claim.ownerToken]).catch(() => undefined);
+    // Whatever is left of the store's timeout, less a margin for the caller to get this error rather than a timeout.
+    await settledOrAfter(releasing, started + this.timeoutMs * 0.95 - performance.now());
+    throw new StoreReplicationError('claim', acknowledged, this.waitForReplicas);
+  }
+
+  /**
+   * Sends the completion with its WAIT until enough replicas hold it, or the wait budget is spent.
+   * Sending it again is safe, and checks the record on the way: the script answers 2 for this
+   * owner's record already holding this response, stores it again on this owner's claim (a
+   * failover to a replica that had the claim but not the completion), and 0 when the claim is
+   * gone or someone else's.
+   */
+  private async completeReplicated(recordKey: string, args: Array<string | Buffer | number>): Promise<boolean> {
+    const deadline = performance.now() + this.waitBudgetMs();
+    for (;;) {
+      const { reply, acknowledged } = await this.evaluateAndWait(COMPLETE_SCRIPT, recordKey, args, deadline);
+      if (reply !== 1 && reply !== 2) return false;
+      if (acknowledged >= this.waitForReplicas) return true;
+      if (performance.now() + RESEND_PAUSE_MS >= deadline) throw new StoreReplicationError('complete', acknowledged, this.waitForReplicas);
+      await sleep(RESEND_PAUSE_MS);
+    }
+  }
+
+  /** A release too few replicas hold could come back in a failover, as a claim that blocks its key until its lease ends. */
+  private async releaseReplicated(recordKey: string, ownerToken: string): Promise<boolean> {
+    const deadline = performance.now() + this.waitBudgetMs();
+    const { reply, acknowledged } = await this.evaluateAndWait(RELEASE_SCRIPT, recordKey, [ownerToken], deadline);
+    if (reply !== 1) return false;
+    if (acknowledged < this.waitForReplicas) throw new StoreReplicationError('release', acknowledged, this.waitForReplicas);
+    return true;
+  }
+
+  private waitBudgetMs(): number {
+    return this.timeoutMs * WAIT_SHARE_OF_TIMEOUT;
+  }
+
+  /**
+   * Runs a script and `WAIT waitForReplicas` in one pipeline: one write to one connection, so WAIT
+   * runs right after the script on the server that ran it and counts the replicas that acknowledged
+   * everything that connection wrote, the script's write included. On an ioredis Cluster a
+   * pipeline goes to the master of the slot of its keyed commands, WAIT (keyless) included; sent
+   * alone, WAIT would go to any node. WAIT never waits past `deadline` (and never gets 0, which
+   * would wait forever).
+   *
+   * A script refused with a redirect (MOVED, TRYAGAIN, CLUSTERDOWN: a failover moved the slot)
+   * did not run: the client is sent the record's key alone, which follows the redirect and updates
+   * its slot map, and the pair is sent again until `deadline`.
+   */
+  private async evaluateAndWait(
+    script: RedisScript,
+    recordKey: string,
+    args: Array<string | Buffer | number>,
+    deadline: number,
+  ): Promise<Replicated> {
+    let sendScript = false;
+    for (;;) {
+      const pipeline = this.pipelineOf();
+      pipeline.callBuffer(sendScript ? 'EVAL' : 'EVALSHA', sendScript ? script.lua : script.sha, 1, recordKey, ...args);
+      pipeline.callBuffer('WAIT', this.waitForReplicas, Math.max(1, Math.floor(deadline - performance.now())));
+      const replies = await pipeline.exec();
+      if (!replies || replies.length !== 2) throw new Error('nestjs-idempotency: unexpected reply from a Redis pipeline');
+      const [[scriptError, reply], [waitError, acknowledged]] = replies;
+      if (!scriptError) return { reply, acknowledged: waitError ? 0 : Number(acknowledged) };
+      if (!sendScript && isNoScript(scriptError)) {
+        sendScript = true;
+        continue;
+      }
+      if (!isRedirect(scriptError) || performance.now() + RESEND_PAUSE_MS >= deadline) throw scriptError;
+      await this.redis.callBuffer('EXISTS', recordKey).catch(() => sleep(RESEND_PAUSE_MS));
+    }
+  }
+
+  private pipelineOf(): RedisIdempotencyPipeline {
+    // Checked in the constructor: waitForReplicas > 0 needs pipeline().
+    return (this.redis.pipeline as () => RedisIdempotencyPipeline).call(this.redis);
+  }
+
   private async evaluate(script: RedisScript, recordKey: string, args: Array<string | Buffer | number>): Promise<unknown> {
     try {
       return await this.redis.callBuffer('EVALSHA', script.sha, 1, recordKey, ...args);
     } catch (error) {
-      // The server's script cache is empty after a restart or SCRIPT FLUSH: send the script itself, once.
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      // The server's script cache is empty after a restart, a failover (replicas get the scripts'
+      // effects, not the scripts) or SCRIPT FLUSH: send the script itself, once.
+      if (!(error instanceof Error) || !isNoScript(error)) throw error;
       return this.redis.callBuffer('EVAL', script.lua, 1, recordKey, ...args);
     }
   }
@@ -190,6 +332,32 @@ function foundRecordOf(row: ReplyRow): FoundRecord {
     };
   }
   return { status: 'in_flight', fingerprint: text(fingerprint), leaseRemainingMs: Number(leaseRemainingMs) };
+}
+
+/**
+ * The server has not cached the script, so it did not run. An ioredis Cluster that retried the
+ * command through a failover reports it as "Too many Cluster redirections. Last error: ... NOSCRIPT".
+ */
+function isNoScript(error: Error): boolean {
+  return /(^|: )NOSCRIPT /.test(error.message);
+}
+
+/** Replies meaning the command went to a node that does not serve its slot (now): it did not run. */
+function isRedirect(error: Error): boolean {
+  return /^(MOVED|TRYAGAIN|CLUSTERDOWN) /.test(error.message);
+}
+
+/** Waits for `working` to settle, or `ms`, whichever comes first. */
+async function settledOrAfter(working: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const elapsed = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, Math.max(0, ms));
+  });
+  try {
+    await Promise.race([working, elapsed]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function text(value: unknown): string {

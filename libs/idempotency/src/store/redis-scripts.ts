@@ -25,6 +25,15 @@ function script(body: string): RedisScript {
  * Each script is one atomic step: Redis runs no other command while it runs. Where a script
  * writes, HSET comes first because it is the only command Redis can refuse (out of memory), so a
  * refused script has changed nothing; HDEL, DEL and PEXPIREAT are never refused.
+ *
+ * Every script touches KEYS[1] only, so on Redis Cluster each one runs on the master of the
+ * record's slot, whatever the key holds.
+ *
+ * A script sent twice (ioredis resends a command whose connection dropped before its reply, and
+ * the store re-sends a completion whose replication it could not confirm) recognises its own
+ * earlier effect by the owner token and reports it as done; it then rewrites the owner field to
+ * the same value, a write Redis replicates, so that a WAIT sent after it on the same connection
+ * counts replicas that have the record, not only the replies of older writes.
  */
 
 // TIME inside a script is allowed since Redis 5 (scripts replicate their effects, not their text).
@@ -43,12 +52,17 @@ end`;
 
 /**
  * ARGV: fingerprint, owner token, route, lease ms, ttl ms. Returns {1} when this caller claimed the
- * key, else the record found, untouched: {0, state, fingerprint, lease left, ttl left[, status, headers, body]}.
+ * key (by this call, or by an earlier send of it: the owner token is new for each claim), else the
+ * record found, untouched: {0, state, fingerprint, lease left, ttl left[, status, headers, body]}.
  */
 export const CLAIM_SCRIPT = script(`
 local now = now_ms()
-local record = redis.call('HMGET', KEYS[1], 'state', 'fingerprint', 'lease_at', 'expires_at')
+local record = redis.call('HMGET', KEYS[1], 'state', 'fingerprint', 'lease_at', 'expires_at', 'owner')
 local state, fingerprint = record[1], record[2]
+if state == 'in_flight' and record[5] == ARGV[2] then
+  redis.call('HSET', KEYS[1], 'owner', ARGV[2])
+  return {1}
+end
 if state then
   local lease_at, expires_at = tonumber(record[3]), tonumber(record[4])
   -- A dead claim is taken over by a retry of the same request only: another body gets the record
@@ -78,10 +92,21 @@ if not state or (state == 'completed' and expires_at <= now) then return false e
 return found(KEYS[1], state, record[2], tonumber(record[3]), expires_at, now)
 `);
 
-/** ARGV: owner token, status, headers JSON, body, ttl ms. Returns 1 when stored, 0 when fenced. The lease is not checked. */
+/**
+ * ARGV: owner token, status, headers JSON, body, ttl ms. Returns 1 when stored, 2 when this owner
+ * had already stored this very response (a completion sent again), 0 when fenced or when the
+ * owner's record holds another response. The lease is not checked.
+ */
 export const COMPLETE_SCRIPT = script(`
 local record = redis.call('HMGET', KEYS[1], 'state', 'owner')
-if record[1] ~= 'in_flight' or record[2] ~= ARGV[1] then return 0 end
+if record[2] ~= ARGV[1] then return 0 end
+if record[1] == 'completed' then
+  local stored = redis.call('HMGET', KEYS[1], 'status', 'headers', 'body')
+  if stored[1] ~= ARGV[2] or stored[2] ~= ARGV[3] or stored[3] ~= ARGV[4] then return 0 end
+  redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+  return 2
+end
+if record[1] ~= 'in_flight' then return 0 end
 local now = now_ms()
 local expires_at = now + tonumber(ARGV[5])
 redis.call('HSET', KEYS[1], 'state', 'completed', 'status', ARGV[2], 'headers', ARGV[3], 'body', ARGV[4],
