@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { IdempotencyService } from 'nestjs-idempotency';
 import request from 'supertest';
-import { eventually, send, startAppProcess, type AppProcess, type RawAnswer } from './support/app-process.js';
+import { type AppProcess, codeOf, eventually, send, startAppProcess } from './support/app-process.js';
 import { startProbeApp, type RunningProbeApp } from './support/probe-app.js';
 import { createSharedStore, type SharedStore } from './support/shared-store.js';
 import { queryRows, type DatabaseKind } from './support/test-database.js';
@@ -205,10 +205,6 @@ const SKEWED_CLOCK = pathToFileURL(join(process.cwd(), 'test/support/skewed-cloc
 /** The example API as a child process whose every wall-clock reading is `hours` off (see skewed-clock.mjs). */
 function startSkewed(env: Record<string, string>, hours: number): Promise<AppProcess> {
   return startAppProcess({ ...env, CLOCK_SKEW_HOURS: String(hours) }, { nodeArgs: ['--import', SKEWED_CLOCK] });
-}
-
-function codeOf(answer: RawAnswer): string | undefined {
-  return (JSON.parse(answer.body.toString()) as { error?: { code?: string } }).error?.code;
 }
 
 function exportRequest(processingMs = 0): { key: string; body: { datastreamId: number; processingMs: number } } {

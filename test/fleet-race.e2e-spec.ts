@@ -1,24 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { runConcurrently, send, startAppProcess, type AppProcess, type RawAnswer } from './support/app-process.js';
+import { type AppProcess, codeOf, type RawAnswer, runConcurrently, send, shuffled, startAppProcess } from './support/app-process.js';
 import { connectSql, countRows, type SqlClient } from './support/sql-client.js';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './support/test-database.js';
 
 const INSTANCES = 4;
 const KEYS = 100;
 const COPIES = 20;
-
-function shuffled<T>(items: T[]): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [items[i], items[j]] = [items[j], items[i]];
-  }
-  return items;
-}
-
-function codeOf(answer: RawAnswer): string | undefined {
-  return (JSON.parse(answer.body.toString()) as { error?: { code?: string } }).error?.code;
-}
 
 const DATABASES: readonly DatabaseKind[] = ['mariadb', 'postgres'];
 

@@ -1,7 +1,7 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { eventually, send, startAppProcess, type AppProcess, type RawAnswer } from './support/app-process.js';
+import { type AppProcess, codeOf, eventually, type RawAnswer, send, startAppProcess } from './support/app-process.js';
 import { connectSql, countRows, type SqlClient } from './support/sql-client.js';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './support/test-database.js';
 import { paymentWrittenUncommitted } from './support/uncommitted-writes.js';
@@ -40,10 +40,6 @@ function claimOf(sql: SqlClient, key: string): Promise<string | undefined> {
   return sql
     .rows<{ state: string }>('SELECT state FROM idempotency_records WHERE idempotency_key = ?', [key])
     .then((rows) => rows[0]?.state);
-}
-
-function codeOf(answer: RawAnswer): string | undefined {
-  return (JSON.parse(answer.body.toString()) as { error?: { code?: string } }).error?.code;
 }
 
 function exportRequest(processingMs: number) {

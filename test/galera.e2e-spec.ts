@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { runConcurrently, send, startAppProcess, type AppProcess, type RawAnswer } from './support/app-process.js';
+import { type AppProcess, codeOf, type RawAnswer, runConcurrently, send, shuffled, startAppProcess } from './support/app-process.js';
 import {
   certificationLosses,
   createGaleraDatabase,
@@ -16,22 +16,6 @@ import {
 // through each node, with nothing configured beyond a DATABASE_URL naming that one node.
 const KEYS = 100;
 const COPIES = 20;
-
-function shuffled<T>(items: T[]): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [items[i], items[j]] = [items[j], items[i]];
-  }
-  return items;
-}
-
-function codeOf(answer: RawAnswer): string | undefined {
-  try {
-    return (JSON.parse(answer.body.toString()) as { error?: { code?: string } }).error?.code;
-  } catch {
-    return undefined;
-  }
-}
 
 const paymentBody = (run: string, index: number) => ({ amount: 100 + index, currency: 'EUR', customerId: `cus_${run}_${index}` });
 

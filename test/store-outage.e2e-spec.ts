@@ -1,16 +1,12 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { eventually, runConcurrently, send, startAppProcess, type AppProcess, type RawAnswer } from './support/app-process.js';
+import { type AppProcess, codeOf, eventually, type RawAnswer, runConcurrently, send, startAppProcess } from './support/app-process.js';
 import { connectSql, countRows, type SqlClient } from './support/sql-client.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 import { paymentWrittenUncommitted } from './support/uncommitted-writes.js';
 
 const LEASE_MS = 2000;
-
-function codeOf(answer: RawAnswer): string | undefined {
-  return (JSON.parse(answer.body.toString()) as { error?: { code?: string } }).error?.code;
-}
 
 describe.each(['mariadb', 'postgres'] as const)('when the idempotency store on %s cannot be reached (R18)', (kind) => {
   let database: TestDatabase;

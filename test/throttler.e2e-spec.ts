@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { eventually, send, startAppProcess, type AppProcess, type RawAnswer } from './support/app-process.js';
+import { type AppProcess, codeOf, eventually, type RawAnswer, send, startAppProcess } from './support/app-process.js';
 
 // @nestjs/throttler is CommonJS and requires the ESM-only @nestjs/common, so Jest cannot load it:
 // these tests talk to the built example API (`npm run build` first), where main.ts adds the limit.
@@ -63,10 +63,6 @@ function expectRateLimited(answer: RawAnswer): void {
   const retryAfter = Number(answer.headers.get('retry-after'));
   expect(Number.isInteger(retryAfter) && retryAfter > 0).toBe(true);
   expect(answer.headers.get('idempotency-replayed')).toBeNull();
-}
-
-function codeOf(answer: RawAnswer): string | undefined {
-  return (JSON.parse(answer.body.toString()) as { error?: { code?: string } }).error?.code;
 }
 
 describe.each(['express', 'fastify'] as const)(

@@ -122,6 +122,20 @@ export async function send(
   return { status: response.status, headers: response.headers, body: Buffer.from(await response.arrayBuffer()) };
 }
 
+/** The `error.code` of an API error body. */
+export function codeOf(answer: RawAnswer): string | undefined {
+  return (JSON.parse(answer.body.toString()) as { error?: { code?: string } }).error?.code;
+}
+
+/** `items` in a random order (Fisher-Yates, in place), so that copies of one request do not arrive in step. */
+export function shuffled<T>(items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j], items[i]];
+  }
+  return items;
+}
+
 /** Runs `tasks` with at most `concurrency` in flight at once. */
 export async function runConcurrently<T>(tasks: ReadonlyArray<() => Promise<T>>, concurrency: number): Promise<T[]> {
   const results = new Array<T>(tasks.length);
