@@ -6,12 +6,10 @@ import { describeStoreContract } from 'nestjs-idempotency/testing';
 import { RedisIdempotencyStore, redisRecordKey } from '../libs/idempotency/src/store/redis-idempotency.store.js';
 import { send, startAppProcess, type AppProcess, type RawAnswer } from './support/app-process.js';
 import {
-  REDIS_CLUSTER_NODES,
-  connectedCluster,
   deleteClusterKeys,
   keysByMaster,
   masterOf,
-  redisCluster,
+  sharedCluster,
   shardsOf,
   type Shard,
 } from './support/redis-clusters.js';
@@ -25,7 +23,7 @@ const LONG_MS = 60_000;
 const opened: Cluster[] = [];
 
 async function cluster(): Promise<Cluster> {
-  const client = await connectedCluster();
+  const client = await sharedCluster.connect();
   opened.push(client);
   return client;
 }
@@ -34,7 +32,7 @@ let admin: Cluster;
 
 beforeAll(async () => {
   // Idempotent: starts whatever node is down and waits for cluster_state:ok with replicas in sync.
-  redisCluster('start');
+  sharedCluster.script('start');
   admin = await cluster();
 }, 200_000);
 
@@ -126,22 +124,22 @@ describe("with one master's replica down and IDEMPOTENCY_REDIS_WAIT_REPLICAS=1",
     app = await startAppProcess({
       DATABASE_URL: database.databaseUrl ?? '',
       IDEMPOTENCY_STORE: 'redis',
-      REDIS_CLUSTER_NODES,
+      REDIS_CLUSTER_NODES: sharedCluster.nodes,
       IDEMPOTENCY_REDIS_KEY_PREFIX: keyPrefix,
       IDEMPOTENCY_REDIS_WAIT_REPLICAS: '1',
       IDEMPOTENCY_STORE_TIMEOUT_MS: '1000',
       IDEMPOTENCY_REPLAY_CACHE: 'off',
     });
     sql = await connectSql(database.databaseUrl ?? '');
-    redisCluster('start');
+    sharedCluster.script('start');
     shards = await shardsOf(admin);
     orphaned = shards[0];
     expect(orphaned.replicas).toHaveLength(1);
-    redisCluster('kill', String(orphaned.replicas[0]));
+    sharedCluster.script('kill', String(orphaned.replicas[0]));
   }, 200_000);
 
   afterAll(async () => {
-    if (orphaned) redisCluster('start-node', String(orphaned.replicas[0]));
+    if (orphaned) sharedCluster.script('start-node', String(orphaned.replicas[0]));
     await app?.stop();
     await sql?.end();
     await database?.drop();
@@ -207,7 +205,7 @@ describe('the built example API with REDIS_CLUSTER_NODES', () => {
     app = await startAppProcess({
       DATABASE_URL: database.databaseUrl ?? '',
       IDEMPOTENCY_STORE: 'redis',
-      REDIS_CLUSTER_NODES,
+      REDIS_CLUSTER_NODES: sharedCluster.nodes,
       IDEMPOTENCY_REDIS_KEY_PREFIX: keyPrefix,
       // Every replay read from the cluster, not from the process's replay cache.
       IDEMPOTENCY_REPLAY_CACHE: 'off',

@@ -8,14 +8,12 @@ import type { Cluster } from 'ioredis';
 import { redisRecordKey } from '../libs/idempotency/src/store/redis-idempotency.store.js';
 import { send, startAppProcess, type AppProcess, type RawAnswer } from './support/app-process.js';
 import {
-  REDIS_CLUSTER_NODES,
   REDIS_SENTINEL_NAME,
   REDIS_SENTINELS,
-  connectedCluster,
   deleteClusterKeys,
   deleteSentinelKeys,
   masterOf,
-  redisCluster,
+  failoverCluster,
   redisSentinel,
   shardsOf,
 } from './support/redis-clusters.js';
@@ -210,15 +208,15 @@ describe('a Redis failover under load, through the example API', () => {
 
   beforeAll(async () => {
     // Idempotent: each starts whatever is down and waits until it is healthy, replicas in sync.
-    redisCluster('start');
+    failoverCluster.script('start');
     redisSentinel('start');
-    cluster = await connectedCluster();
+    cluster = await failoverCluster.connect();
   }, 400_000);
 
   afterAll(async () => {
     await cluster?.quit().catch(() => cluster.disconnect());
     // A client of its own: the suite's one knew the masters before the failover.
-    const cleaner = await connectedCluster();
+    const cleaner = await failoverCluster.connect();
     await deleteClusterKeys(cleaner, `${clusterPrefix}*`);
     await cleaner.quit();
     await deleteSentinelKeys(`${sentinelPrefix}*`);
@@ -229,7 +227,7 @@ describe('a Redis failover under load, through the example API', () => {
     return {
       databaseName: 'redis_failover_cluster',
       keyPrefix: clusterPrefix,
-      env: { REDIS_CLUSTER_NODES },
+      env: { REDIS_CLUSTER_NODES: failoverCluster.nodes },
       async onVictim(recordKey) {
         const shards = await shardsOf(cluster);
         // The master of the first key dies: a third of the keys, whichever it is.
@@ -237,11 +235,11 @@ describe('a Redis failover under load, through the example API', () => {
         return (await masterOf(cluster, recordKey, shards)) === victim;
       },
       async kill() {
-        await runScript(join(process.cwd(), 'scripts/clusters/redis-cluster.sh'), ['kill', String(victim)], { timeout: 30_000 });
+        await failoverCluster.scriptInBackground('kill', String(victim));
       },
       async restart() {
         // Waits for the replica to take over, restarts the node (it rejoins as a replica), waits for ok.
-        await runScript(join(process.cwd(), 'scripts/clusters/redis-cluster.sh'), ['start-node', String(victim)], { timeout: 180_000 });
+        await failoverCluster.scriptInBackground('start-node', String(victim));
       },
     };
   });

@@ -10,7 +10,7 @@
 #   scripts/clusters/redis-cluster.sh [start]         6 nodes up, cluster_state:ok, replicas in sync (idempotent)
 #   scripts/clusters/redis-cluster.sh stop            shut every node down
 #   scripts/clusters/redis-cluster.sh status          role, state and slots of each node
-#   scripts/clusters/redis-cluster.sh kill PORT       kill -9 one node (7001..7006)
+#   scripts/clusters/redis-cluster.sh kill PORT       kill -9 one node (7001..7006, or its own six ports)
 #   scripts/clusters/redis-cluster.sh start-node PORT restart one node and wait until the cluster is ok
 #   scripts/clusters/redis-cluster.sh masters         ports currently master, one per line
 #   scripts/clusters/redis-cluster.sh reset           stop, then delete all state
@@ -19,13 +19,21 @@
 # replicas, no password, no persistence (a restarted node comes back empty and
 # resyncs; its identity and role survive in nodes.conf).
 #
-# Environment: REDIS_CLUSTER_DIR (state, default /var/tmp/idempotency-redis-cluster),
+# Environment: REDIS_CLUSTER_PORT (first of six consecutive ports, default 7001: a suite that
+#                kills nodes runs its own cluster so that suites running beside it never see it),
+#              REDIS_CLUSTER_DIR (state, default /var/tmp/idempotency-redis-cluster, suffixed
+#                with the first port when that is not 7001),
 #              REDIS_CLUSTER_TIMEOUT (seconds to wait for ok, default 60).
 set -euo pipefail
 
-DIR=${REDIS_CLUSTER_DIR:-/var/tmp/idempotency-redis-cluster}
+FIRST_PORT=${REDIS_CLUSTER_PORT:-7001}
+[[ $FIRST_PORT =~ ^[0-9]+$ ]] && ((FIRST_PORT >= 1024 && FIRST_PORT <= 55000)) \
+  || { echo "REDIS_CLUSTER_PORT must be a port in 1024-55000 (its bus is port + 10000), got '$FIRST_PORT'" >&2; exit 1; }
+if ((FIRST_PORT == 7001)); then DEFAULT_DIR=/var/tmp/idempotency-redis-cluster; else DEFAULT_DIR=/var/tmp/idempotency-redis-cluster-$FIRST_PORT; fi
+DIR=${REDIS_CLUSTER_DIR:-$DEFAULT_DIR}
 TIMEOUT=${REDIS_CLUSTER_TIMEOUT:-60}
-PORTS=(7001 7002 7003 7004 7005 7006)
+PORTS=()
+for ((i = 0; i < 6; i++)); do PORTS+=($((FIRST_PORT + i))); done
 NODE_TIMEOUT_MS=2000
 # Written into the state dir so that `reset` never deletes a directory it did not create.
 MARKER=.idempotency-redis-cluster

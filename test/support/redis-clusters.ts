@@ -1,37 +1,55 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 
 const SCRIPTS = join(process.cwd(), 'scripts/clusters');
 
-/** The seed nodes of scripts/clusters/redis-cluster.sh, as REDIS_CLUSTER_NODES takes them. */
-export const REDIS_CLUSTER_NODES = '127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003';
 /** The sentinels of scripts/clusters/redis-sentinel.sh, as REDIS_SENTINELS takes them, and its master name. */
 export const REDIS_SENTINELS = '127.0.0.1:26381,127.0.0.1:26382,127.0.0.1:26383';
 export const REDIS_SENTINEL_NAME = 'idempotency';
 
-/**
- * Runs scripts/clusters/redis-cluster.sh (`start` is idempotent: it only starts what is down and
- * waits for cluster_state:ok with every replica in sync). Output goes to the test's stderr on failure.
- */
-export function redisCluster(...args: string[]): string {
-  return execFileSync(join(SCRIPTS, 'redis-cluster.sh'), args, { encoding: 'utf8', timeout: 180_000, stdio: ['ignore', 'pipe', 'pipe'] });
+const runScript = promisify(execFile);
+
+/** One cluster of scripts/clusters/redis-cluster.sh: six nodes from `firstPort`, 3 masters and 3 replicas. */
+export interface RedisClusterFixture {
+  /** Its seed nodes, as REDIS_CLUSTER_NODES takes them. */
+  readonly nodes: string;
+  /** Runs the script on this cluster (`start` is idempotent: it starts what is down and waits for ok, replicas in sync). */
+  script(...args: string[]): string;
+  /** The same without blocking the event loop, for a kill or restart while a test's load runs. */
+  scriptInBackground(...args: string[]): Promise<string>;
+  /** A Cluster client set as the example API sets its own (fail fast, no offline queue), connected. */
+  connect(): Promise<Cluster>;
 }
+
+function redisClusterAt(firstPort: number): RedisClusterFixture {
+  const seeds = [firstPort, firstPort + 1, firstPort + 2];
+  const options = { env: { ...process.env, REDIS_CLUSTER_PORT: String(firstPort) }, encoding: 'utf8' as const, timeout: 180_000 };
+  return {
+    nodes: seeds.map((port) => `127.0.0.1:${port}`).join(','),
+    script: (...args) => execFileSync(join(SCRIPTS, 'redis-cluster.sh'), args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] }),
+    scriptInBackground: async (...args) => (await runScript(join(SCRIPTS, 'redis-cluster.sh'), args, options)).stdout,
+    async connect() {
+      const client = new Cluster(
+        seeds.map((port) => ({ host: '127.0.0.1', port })),
+        { lazyConnect: true, enableOfflineQueue: false, redisOptions: { maxRetriesPerRequest: 1 } },
+      );
+      client.on('error', () => undefined);
+      await client.connect();
+      return client;
+    },
+  };
+}
+
+/** The cluster suites share (7001-7006, as .ci/run and the benches start it); nothing kills its masters. */
+export const sharedCluster = redisClusterAt(7001);
+/** The failover suite's own (7011-7016): it kills masters, which a suite running beside it must never see. */
+export const failoverCluster = redisClusterAt(7011);
 
 /** Runs scripts/clusters/redis-sentinel.sh (primary 7101, replicas 7102-7103, sentinels 26381-26383). */
 export function redisSentinel(...args: string[]): string {
   return execFileSync(join(SCRIPTS, 'redis-sentinel.sh'), args, { encoding: 'utf8', timeout: 180_000, stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-/** A Cluster client set as the example API sets its own (fail fast, no offline queue), connected. */
-export async function connectedCluster(): Promise<Cluster> {
-  const client = new Cluster(
-    REDIS_CLUSTER_NODES.split(',').map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) })),
-    { lazyConnect: true, enableOfflineQueue: false, redisOptions: { maxRetriesPerRequest: 1 } },
-  );
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
 }
 
 /** One master and the replica that follows it, by port, as CLUSTER SLOTS says now. */
