@@ -230,11 +230,14 @@ describe.each([MARIADB, MYSQL_8, POSTGRES, SQLITE])('round trips to the store on
   });
 });
 
-// Atomic mode (R22a): the claim joins the handler's transaction, so a fresh request commits once.
-// MariaDB sends each phase as one compound statement: the opening (its idle limit, START
-// TRANSACTION, the claim) and the ending (the completion, COMMIT, the idle limit put back). MySQL 8
-// has no compound statements outside stored programs: it saves and sets the limit, opens, claims
-// and reads the row back, then completes, commits and restores the limit, one statement each.
+// Atomic mode (R22a): the claim joins the handler's transaction, so a fresh request commits once,
+// in two round trips of the library's besides the handler's own statements. MariaDB sends each
+// phase as one compound statement: the opening (its idle limit, START TRANSACTION, the claim) and
+// the ending (the completion, COMMIT, the idle limit put back). PostgreSQL sends each as one script
+// (START TRANSACTION with the claim; the completion with COMMIT). MySQL 8 has no compound
+// statements outside stored programs nor scripts without the connection's multipleStatements: it
+// saves and sets the limit, opens, claims and reads the row back, then completes, commits and
+// restores the limit, one statement each.
 const ATOMIC_STATEMENTS: Record<string, { fresh: RegExp[]; replayed: RegExp[] }> = {
   [MARIADB.label]: {
     fresh: [/^BEGIN NOT ATOMIC .*START TRANSACTION; SET STATEMENT innodb_lock_wait_timeout = 0 FOR INSERT INTO/, /^BEGIN NOT ATOMIC .*UPDATE .*COMMIT;/],
@@ -245,8 +248,8 @@ const ATOMIC_STATEMENTS: Record<string, { fresh: RegExp[]; replayed: RegExp[] }>
     replayed: [/^SET @nestjs_idempotency_idle_limit/, /^START TRANSACTION/, /INSERT INTO/, /^SELECT /, /^ROLLBACK/, /^SET SESSION/],
   },
   [POSTGRES.label]: {
-    fresh: [/^START TRANSACTION/, /INSERT INTO/, /^UPDATE/, /^COMMIT/],
-    replayed: [/^START TRANSACTION/, /INSERT INTO/, /^ROLLBACK/],
+    fresh: [/^START TRANSACTION; WITH claim_lock AS .*INSERT INTO/, /^WITH stored AS \(UPDATE .*; COMMIT$/],
+    replayed: [/^START TRANSACTION; WITH claim_lock AS .*INSERT INTO/, /^ROLLBACK$/],
   },
 };
 

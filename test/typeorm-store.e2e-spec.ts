@@ -340,6 +340,35 @@ describe.each(VARIANTS)('TypeOrmIdempotencyStore on %s', (_label, kind, name, wi
       await next.rollback();
     });
 
+    // PostgreSQL sends each phase as one script with its parameters written in as literals: whatever
+    // a client or a handler puts in them must arrive as it was given, and end no literal early.
+    it('stores hostile text and every byte exactly as given: quotes, backslashes, placeholders, statements (R9, R16)', async () => {
+      const hostile = `o'brien\\'); COMMIT; DROP TABLE idempotency_records; -- $1 $$ E'\\x00' 💳`;
+      const request = claimRequest({ account: `acct-${hostile}-${randomUUID()}`, key: `key-${hostile}`, route: `POST /${hostile}` });
+      const bytes = Buffer.from(Array.from({ length: 512 }, (_, index) => index % 256));
+      const stored: StoredResponse = { status: 201, headers: { 'x-note': hostile, 'set-cookie': [`a=${hostile}`, 'b=\\'] }, body: bytes };
+      const unit = store.beginAtomic();
+      const claim = claimedOf((await unit.claim(request)) as ClaimOutcome);
+      expect(await unit.commitWith(claim, stored, LONG_MS)).toBe(true);
+      const row = await readRow(request.account, request.key);
+      expect(row?.state).toBe('completed');
+      expect(row?.responseBody?.equals(bytes)).toBe(true);
+      const found = await store.inspect(request.account, request.key);
+      expect(found?.status === 'completed' && found.response).toEqual(stored);
+      expect(await rowCount()).toBeGreaterThan(0);
+    });
+
+    if (kind === 'postgres') {
+      it('refuses a NUL in an account before sending anything, and the connection goes on serving (PostgreSQL text holds none)', async () => {
+        await expect(store.beginAtomic().claim(claimRequest({ account: 'acct-\u0000-nul' }))).rejects.toThrow(/U\+0000/);
+        const request = claimRequest();
+        const unit = store.beginAtomic();
+        const claim = claimedOf((await unit.claim(request)) as ClaimOutcome);
+        expect(await unit.commitWith(claim, response('{"after":"nul"}'), LONG_MS)).toBe(true);
+        expect((await store.inspect(request.account, request.key))?.status).toBe('completed');
+      });
+    }
+
     it('commits the work and deletes the claim together when the response cannot be stored (R16b)', async () => {
       const request = claimRequest();
       const unit = store.beginAtomic();

@@ -5,6 +5,8 @@ import type { AtomicInterruption } from './idempotency-store.js';
 const MYSQL_DEADLOCK = 1213;
 // ER_LOCK_WAIT_TIMEOUT: with the claim's zero lock wait, another transaction holds the key's row.
 const MYSQL_LOCK_WAIT_TIMEOUT = 1205;
+// PostgreSQL division_by_zero: how its atomic completion says it stored nothing (sql-atomic-statements.ts).
+const POSTGRES_DIVISION_BY_ZERO = '22012';
 // PostgreSQL serialization_failure and deadlock_detected.
 const POSTGRES_LOST_RACE = new Set(['40001', '40P01']);
 
@@ -38,6 +40,16 @@ export function isLockConflict(error: unknown): boolean {
 export function isLostRace(error: unknown): boolean {
   const { errno, code } = fieldsOf(error);
   return errno === MYSQL_DEADLOCK || (typeof code === 'string' && POSTGRES_LOST_RACE.has(code));
+}
+
+/**
+ * Whether PostgreSQL's atomic completion found no claim of this transaction to store the response
+ * on: it divides by the rows it stored, so storing none fails the script's first statement, the
+ * server skips the rest of the script (its COMMIT), and the transaction can only roll back, the
+ * handler's writes with it.
+ */
+export function isFencedCompletion(error: unknown): boolean {
+  return fieldsOf(error).code === POSTGRES_DIVISION_BY_ZERO;
 }
 
 /** Whether the statement failed because the connection or the server is gone. */

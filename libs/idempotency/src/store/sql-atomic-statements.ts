@@ -53,9 +53,16 @@ export interface AtomicStep {
  * database fences a frozen owner) and leaves the session as it found it once the transaction ends:
  * its connection goes back to the application's pool. MariaDB runs each phase as one compound
  * statement (`BEGIN NOT ATOMIC ... END`, one round trip, no multi-statement flag needed);
- * MySQL 8 sends them one by one; PostgreSQL's limit lasts for the transaction only.
+ * PostgreSQL sends each phase as one script of statements (one round trip); MySQL 8 sends them one
+ * by one. PostgreSQL's idle limit lasts for the transaction only.
  */
 export interface AtomicStatements {
+  /**
+   * `script`: `open`, `complete` and `release` are scripts of several statements, sent as one simple
+   * query with their parameters written in as literals (postgres-literals.ts); otherwise each is
+   * one statement with bound parameters.
+   */
+  readonly sentAs: 'statement' | 'script';
   /**
    * Sent in order: open the transaction, limit the session's idle time, claim the key without
    * waiting for another transaction's claim. The claim's row is the first row of the last result
@@ -65,7 +72,8 @@ export interface AtomicStatements {
   /**
    * Stores the response, fenced on the owner token (the parameters of `complete`). Where
    * `completeEnds`, the same statement commits when it stored and rolls back otherwise, answering
-   * one row `{ completed }`; otherwise the unit ends the transaction by what it affected.
+   * one row `{ completed }` (PostgreSQL's fails instead of storing nothing, and its COMMIT is then
+   * skipped: see `isFencedCompletion`); otherwise the unit ends the transaction by what it affected.
    */
   readonly complete: string;
   readonly completeEnds: boolean;
@@ -92,6 +100,7 @@ export function mariaDbAtomicStatements(parts: ClaimParts, complete: string, rel
   const variable = 'idle_write_transaction_timeout';
   const restore = `SET SESSION ${variable} = ${SAVED_IDLE_LIMIT};`;
   return {
+    sentAs: 'statement',
     open: [
       {
         // The lease is sent as a parameter: mysql2 binds numbers as doubles, which a system variable refuses.
@@ -125,6 +134,7 @@ export function mysqlAtomicStatements(parts: ClaimParts, complete: string, relea
     ? withSettings(['innodb_lock_wait_timeout = 0', ...parts.settings], parts.upsert)
     : parts.upsert.replace(/^INSERT /, 'INSERT /*+ SET_VAR(innodb_lock_wait_timeout = 1) */ ');
   return {
+    sentAs: 'statement',
     open: [
       {
         sql: `SET ${SAVED_IDLE_LIMIT} = @@SESSION.${variable}, SESSION ${variable} = CAST(? AS UNSIGNED)`,
@@ -148,6 +158,8 @@ export function mysqlAtomicStatements(parts: ClaimParts, complete: string, relea
  * PostgreSQL: the claim first takes, without waiting, the request's and then the key's advisory
  * locks (transaction-scoped) and inserts nothing when another transaction holds the key. The idle
  * limit is set for this transaction only (`set_config(..., true)`), in the claim statement itself.
+ * Each phase is one script, so one round trip: `START TRANSACTION` with the claim, the completion
+ * with `COMMIT`, the release with `COMMIT`.
  */
 export function postgresAtomicStatements(dialect: SqlDialect, parts: ClaimParts, complete: string, release: string): AtomicStatements {
   // The request lock first, then the key lock: whoever holds the key lock already holds its
@@ -158,20 +170,21 @@ export function postgresAtomicStatements(dialect: SqlDialect, parts: ClaimParts,
     `INSERT INTO ${parts.table} ${parts.columns} SELECT ${parts.values} FROM claim_lock WHERE claim_lock.held ` +
     `${parts.onConflict}${parts.returning}`;
   return {
+    sentAs: 'script',
     open: [
-      { sql: 'START TRANSACTION', params: () => [] },
       {
-        sql: dialect.placeholders(claim),
+        sql: `START TRANSACTION; ${dialect.placeholders(claim)}`,
         params: (request, ownerToken) => {
           const locks = advisoryLockIds(request);
           return [String(locks.request), String(locks.key), String(Math.max(1, request.leaseMs)), ...parts.params(request, ownerToken)];
         },
       },
     ],
-    complete,
-    completeEnds: false,
-    release,
-    releaseEnds: false,
+    // Divided by the rows it stored: none fails the statement, and the server skips the COMMIT after it.
+    complete: `WITH stored AS (${complete} RETURNING 1) SELECT 1 / COUNT(*) AS completed FROM stored; COMMIT`,
+    completeEnds: true,
+    release: `${release}; COMMIT`,
+    releaseEnds: true,
     commit: 'COMMIT',
     rollback: 'ROLLBACK',
     afterEnd: undefined,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager, QueryRunner } from 'typeorm';
-import { interruptionOf, isLockConflict } from './database-errors.js';
+import { interruptionOf, isFencedCompletion, isLockConflict } from './database-errors.js';
 import type { AtomicClaimOutcome, AtomicInterruption, AtomicUnit, Claim, ClaimRequest, StoredResponse } from './idempotency-store.js';
 import { TransactionLostRaceError } from './lost-race.error.js';
 import { advisoryLockIds, pgLocksColumnsOf } from './sql-atomic-statements.js';
@@ -21,6 +21,8 @@ export interface SqlUnitContext {
   connect(runner: QueryRunner): Promise<object>;
   /** Runs a store statement on `runner`, prepared where the family allows. */
   execute(runner: QueryRunner, sql: string, params: unknown[]): Promise<SqlResult>;
+  /** Runs a script of statements on `runner` in one round trip; its rows are the last result's that has any. */
+  executeScript(runner: QueryRunner, sql: string, params: unknown[]): Promise<SqlResult>;
   /** Settles within the store's timeout, or destroys the runner's connection and fails (R18). */
   within<T>(runner: QueryRunner, working: Promise<T>): Promise<T>;
   /** Runs `work` on a pooled connection of its own, within the store's timeout. */
@@ -114,14 +116,14 @@ export class SqlAtomicUnit implements AtomicUnit {
 
   async commitWith(claim: Claim, response: StoredResponse, ttlMs: number): Promise<boolean> {
     const { atomic } = this.held();
-    const { within, execute } = this.context;
     let completed: boolean;
     try {
-      const result = await within(this.runner, execute(this.runner, atomic.complete, completeParams(claim, response, ttlMs)));
+      const result = await this.context.within(this.runner, this.send(atomic, atomic.complete, completeParams(claim, response, ttlMs)));
       completed = atomic.completeEnds ? Number((result.records[0] as { completed?: unknown } | undefined)?.completed ?? 0) > 0 : result.affected > 0;
     } catch (error) {
       this.noteFailure(error);
       await this.finish('rollback').catch(() => undefined);
+      if (isFencedCompletion(error)) return false;
       // Galera certifies at commit: a transaction another node committed first on this key fails here.
       throw this.interrupted === 'lost_race' ? new TransactionLostRaceError(error) : error;
     }
@@ -131,9 +133,8 @@ export class SqlAtomicUnit implements AtomicUnit {
 
   async commitReleasing(claim: Claim): Promise<void> {
     const { atomic } = this.held();
-    const { within, execute } = this.context;
     try {
-      await within(this.runner, execute(this.runner, atomic.release, [claim.account, claim.key, claim.ownerToken]));
+      await this.context.within(this.runner, this.send(atomic, atomic.release, [claim.account, claim.key, claim.ownerToken]));
     } catch (error) {
       await this.finish('rollback').catch(() => undefined);
       throw error;
@@ -164,6 +165,15 @@ export class SqlAtomicUnit implements AtomicUnit {
     if (this.opened && !this.interrupted) this.interrupted = interruptionOf(error);
   }
 
+  /** One phase's statement or script, as its family sends it; a failure that ends the transaction is noted as the handler's are. */
+  private send(atomic: Statements['atomic'], sql: string, params: unknown[]): Promise<SqlResult> {
+    const sending = atomic.sentAs === 'script' ? this.context.executeScript(this.runner, sql, params) : this.context.execute(this.runner, sql, params);
+    return sending.catch((error: unknown) => {
+      this.noteFailure(error);
+      throw error;
+    });
+  }
+
   private held(): Statements {
     if (!this.sql || this.finished) throw new Error('nestjs-idempotency: this atomic unit holds no claim');
     return this.sql;
@@ -179,7 +189,7 @@ export class SqlAtomicUnit implements AtomicUnit {
     this.markTransaction(true);
     let row: RecordRow | undefined;
     for (const step of statements.atomic.open) {
-      const result = await this.context.execute(this.runner, step.sql, step.params(request, ownerToken));
+      const result = await this.send(statements.atomic, step.sql, step.params(request, ownerToken));
       if (result.records.length > 0) row = result.records[0];
     }
     return row;

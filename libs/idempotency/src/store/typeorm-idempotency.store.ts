@@ -6,6 +6,7 @@ import { SqlAtomicUnit, type SqlResult, type SqlUnitContext } from './sql-atomic
 import { sqlDialect, sqlFamilyOf, type SqlFamily } from './sql-dialect.js';
 import { buildStatements, claimParams, completeParams, foundRecordOf, type MysqlServer, type RecordRow, type Statements } from './sql-statements.js';
 import { DEFAULT_STORE_TIMEOUT_MS, StoreTimeoutError } from './store-timeout.js';
+import { withPostgresLiterals } from './postgres-literals.js';
 
 /** Settings of the TypeORM store. */
 export interface TypeOrmIdempotencyStoreOptions {
@@ -99,6 +100,7 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
     createRunner: () => this.dataSource.createQueryRunner(),
     connect: (runner) => this.connect(runner),
     execute: (runner, sql, params) => this.execute(runner, sql, params),
+    executeScript: (runner, sql, params) => this.executeScript(runner, sql, params),
     within: (runner, working) => this.within(runner, working),
     withRunner: (work) => this.withRunner(work),
     discard: (runner) => abandon(runner),
@@ -153,6 +155,23 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
     const result = await runner.query(sql, params, true);
     if (this.family === 'mysql') return sqlResultOf(result.raw, result.affected);
     return { records: (result.records as RecordRow[] | undefined) ?? [], affected: result.affected ?? 0 };
+  }
+
+  /** PostgreSQL only: a script of statements with its parameters written in, as one simple query (one round trip). */
+  private async executeScript(runner: QueryRunner, sql: string, params: unknown[]): Promise<SqlResult> {
+    const client = (await this.connect(runner)) as PostgresClient;
+    this.dataSource.logger.logQuery(sql, params, runner);
+    let results: PostgresResult | PostgresResult[];
+    try {
+      results = await client.query(withPostgresLiterals(sql, params));
+    } catch (error) {
+      const failure = error instanceof Error ? error : new Error(String(error));
+      this.dataSource.logger.logQueryError(failure, sql, params, runner);
+      throw new QueryFailedError(sql, params, failure);
+    }
+    const all = Array.isArray(results) ? results : [results];
+    const withRows = all.filter((result) => result.rows.length > 0);
+    return { records: (withRows.at(-1)?.rows ?? []) as RecordRow[], affected: all[0]?.rowCount ?? 0 };
   }
 
   /**
@@ -246,6 +265,16 @@ export function mariaDbHasReturning(version: string): boolean {
   if (!match || !/mariadb/i.test(version)) return false;
   const [major, minor] = [Number(match[1]), Number(match[2])];
   return major > 10 || (major === 10 && minor >= 5);
+}
+
+interface PostgresResult {
+  readonly rows: unknown[];
+  readonly rowCount: number | null;
+}
+
+/** pg's Client: a query of several statements, without parameters, answers one result per statement. */
+interface PostgresClient {
+  query(sql: string): Promise<PostgresResult | PostgresResult[]>;
 }
 
 interface MysqlConnection {
