@@ -1,6 +1,6 @@
 // npm run bench: what idempotency costs per request, side by side with the alternatives, in one run.
 //
-//   node bench/run.mjs [--duration 3] [--warmup 3] [--rounds 3] [--connections 16] [--platforms express,fastify]
+//   node bench/run.mjs [--duration 3] [--warmup 3] [--rewarm 2] [--rounds 3] [--connections 16] [--platforms express,fastify]
 //                      [--only PARTS | --skip PARTS] [--no-peer] [--json out.json] [--markdown out.md]
 //
 //   PARTS, comma-separated: typeorm, cache-off, redis, atomic, peer, recovery (default: all of them).
@@ -11,9 +11,15 @@
 //
 // Three groups of rows, each with its own baseline, and each ratio computed within its group:
 // - ours: POST /v1/exports (one insert into MariaDB, 202) without a key, then with the TypeORM store
-//   (fresh, replay, mismatch, replay with the replay cache off) and with our Redis store;
+//   (fresh, replay, mismatch, replay with the replay cache off) and with our Redis store, and the same
+//   handler on a route without @Idempotent() (what the global interceptor costs a route that does not
+//   use it);
 // - atomic: POST /v1/payments (one insert, 201) in atomic mode, against the same insert through the
-//   same service on a route without @Idempotent() (bench/apps/payments-with-unkeyed-route.mjs);
+//   same service on a route without @Idempotent();
+// The apps are the example API with those two undecorated routes (bench/apps/with-unkeyed-routes.mjs).
+// Every row also says how many statements MariaDB and how many commands Redis received per request,
+// read from the servers' own counters (MariaDB's Questions, Redis's total_commands_processed) around
+// each sample: a compound statement (BEGIN NOT ATOMIC ... END) is one.
 // - peer: @node-idempotency/nestjs on the exports route shape, against its route without @Idempotent().
 // Every app of a platform runs at once and all their scenarios are interleaved, so every ratio
 // compares samples taken side by side. Then, once, kill -9 recovery on the atomic and a plain route.
@@ -28,6 +34,7 @@ import { ticksToMicroseconds } from './support/cpu.mjs';
 import { measure } from './support/load.mjs';
 import { requireService, run, startServer } from './support/processes.mjs';
 import { measureKillRecovery } from './support/recovery.mjs';
+import { openServerCounters } from './support/server-counters.mjs';
 import { machine, printTables, writeReports } from './support/report.mjs';
 
 const PARTS = ['typeorm', 'cache-off', 'redis', 'atomic', 'peer', 'recovery'];
@@ -36,6 +43,7 @@ const { values: args } = parseArgs({
   options: {
     duration: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '3' },
+    rewarm: { type: 'string', default: '2' },
     connections: { type: 'string', default: '16' },
     rounds: { type: 'string', default: '3' },
     platforms: { type: 'string', default: 'express,fastify' },
@@ -46,7 +54,7 @@ const { values: args } = parseArgs({
     'no-peer': { type: 'boolean', default: false },
   },
 });
-const load = { durationS: Number(args.duration), warmupS: Number(args.warmup), connections: Number(args.connections) };
+const load = { durationS: Number(args.duration), warmupS: Number(args.warmup), rewarmS: Number(args.rewarm), connections: Number(args.connections) };
 const rounds = Number(args.rounds);
 const platforms = args.platforms.split(',').map((platform) => platform.trim());
 const parts = selectedParts();
@@ -56,7 +64,7 @@ const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const redisPrefix = `idem-bench-${randomUUID().slice(0, 8)}`;
 const PEER_DIR = join(import.meta.dirname, 'node-idempotency');
 const OUR_APP = 'dist/src/main.js';
-const ATOMIC_APP = join(import.meta.dirname, 'apps/payments-with-unkeyed-route.mjs');
+const BENCH_APP = join(import.meta.dirname, 'apps/with-unkeyed-routes.mjs');
 const EXPORT = { datastreamId: 1 };
 const PAYMENT = { amount: 100, currency: 'EUR', customerId: 'cus_bench' };
 
@@ -122,7 +130,7 @@ function appsOf(platform) {
   return [
     {
       name: 'ours, TypeORM store',
-      script: OUR_APP,
+      script: BENCH_APP,
       env: ours,
       prime: async (url) => ({
         replayKey: await prime(url, '/v1/exports', EXPORT, 202),
@@ -130,6 +138,7 @@ function appsOf(platform) {
       }),
       scenarios: [
         { name: 'baseline', group: 'ours', baseline: true, request: () => post('/v1/exports', EXPORT), expected: [202] },
+        { name: 'route without @Idempotent()', part: 'typeorm', request: () => post('/bench/exports-unkeyed', EXPORT), expected: [202] },
         ...exportsScenarios('typeorm', { fresh: 'fresh', replay: 'replay' }),
         {
           name: 'mismatch',
@@ -142,7 +151,7 @@ function appsOf(platform) {
     {
       // Every replay a database round trip, as on an instance that did not see the key before.
       name: 'ours, TypeORM store, replay cache off',
-      script: OUR_APP,
+      script: BENCH_APP,
       env: { ...ours, IDEMPOTENCY_REPLAY_CACHE: 'off' },
       prime: replayKeyOf('/v1/exports', EXPORT, 202),
       scenarios: [exportsScenarios('cache-off', { replay: 'replay, cache off' })[1]],
@@ -150,7 +159,7 @@ function appsOf(platform) {
     {
       // Replay cache off: every replay a Redis round trip, as the peer's are (a cached replay is the "replay" row).
       name: 'ours, Redis store',
-      script: OUR_APP,
+      script: BENCH_APP,
       env: {
         ...ours,
         IDEMPOTENCY_STORE: 'redis',
@@ -163,7 +172,7 @@ function appsOf(platform) {
     },
     {
       name: 'ours, atomic payments',
-      script: ATOMIC_APP,
+      script: BENCH_APP,
       env: ours,
       prime: replayKeyOf('/v1/payments', PAYMENT, 201),
       scenarios: [
@@ -218,14 +227,20 @@ function selected(apps) {
  * Warms every scenario up (the JIT needs seconds of each path before its speed settles), then
  * measures each `rounds` times, interleaved (a, b, c, a, b, c, ...), and keeps the median of each:
  * a burst of noise on this shared machine then hits one sample of every scenario alike instead of
- * all samples of one. CPU per request is the app process's user + system time over the sample
- * divided by the requests it completed.
+ * all samples of one. Each sample follows `rewarmS` of its own load, unmeasured: an app that sat idle
+ * while other apps' scenarios ran (25 s here) serves its first second at about 2x the CPU per
+ * request and its second at 1.4x, while V8's memory reducer, which shrank the idle heap, lets it
+ * grow back (with --no-memory-reducer the penalty is gone). Without the re-warm the baseline, first
+ * after the idle, looked slower than with the app alone and inflated every ratio to it; a user's
+ * app under steady load does not pay this.
+ * CPU per request is the app process's user + system time over the sample divided by the requests
+ * it completed.
  */
 async function scenarios(results, platform, list) {
   for (const { url, request } of list) await measure({ url, request, ...load, warmupS: 0, durationS: load.warmupS });
   const samples = new Map(list.map(({ name }) => [name, []]));
   for (let round = 0; round < rounds; round++) {
-    for (const { name, url, pid, request } of list) samples.get(name).push(await measure({ url, pid, request, ...load, warmupS: 0 }));
+    for (const { name, url, pid, request } of list) samples.get(name).push(await measure({ url, pid, request, counters, ...load, warmupS: load.rewarmS }));
   }
   const baselines = new Map(list.filter((scenario) => scenario.baseline).map((scenario) => [scenario.group, scenario.name]));
   for (const { name, group, expected } of list) {
@@ -243,13 +258,16 @@ async function scenarios(results, platform, list) {
       p50: median((run) => run.p50),
       p99: median((run) => run.p99),
       cpuPerRequestUs: median((run) => (run.completed ? ticksToMicroseconds(run.cpuTicks) / run.completed : NaN)),
+      statementsPerRequest: median((run) => run.statements ?? NaN),
+      commandsPerRequest: median((run) => run.commands ?? NaN),
       statuses,
       unexpected,
       errors: runs.reduce((sum, run) => sum + run.errors, 0),
     };
     results.push(row);
     console.log(
-      `  ${platform} ${name}: ${row.requestsPerSecond.toFixed(0)} req/s, ${row.cpuPerRequestUs.toFixed(0)} µs CPU/req` +
+      `  ${platform} ${name}: ${row.requestsPerSecond.toFixed(0)} req/s, ${row.cpuPerRequestUs.toFixed(0)} µs CPU/req, ` +
+        `${row.statementsPerRequest.toFixed(2)} MariaDB statements/req, ${row.commandsPerRequest.toFixed(2)} Redis commands/req` +
         `${unexpected.length ? `  UNEXPECTED statuses ${unexpected}` : ''}`,
     );
   }
@@ -380,6 +398,7 @@ if (usesRedis) {
 }
 if (parts.has('peer')) preparePeer();
 await freshDatabase();
+const counters = await openServerCounters({ databaseUrl, redisUrl: usesRedis ? redisUrl : undefined });
 const builtAt = buildStamp();
 const loadAtStart = loadavg()[0];
 const results = [];
@@ -390,6 +409,7 @@ try {
   }
   if (parts.has('recovery')) recovery = await benchRecovery(platforms[0]);
 } finally {
+  await counters.close();
   if (usesRedis) await deleteRunKeys();
 }
 // Other work on the machine (a test suite, a build) shows in the figures: say how busy it was.

@@ -27,14 +27,15 @@ const fixed = (value, digits) => (value === undefined || !Number.isFinite(value)
 
 export function markdownTable(results) {
   const lines = [
-    '| platform | scenario | requests/s | p50 ms | p99 ms | x baseline | CPU µs/req | CPU x baseline | baseline of the ratios | statuses |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---|---|',
+    '| platform | scenario | requests/s | p50 ms | p99 ms | x baseline | CPU µs/req | CPU x baseline | MariaDB statements/req | Redis commands/req | baseline of the ratios | statuses |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
   ];
   for (const row of withRatios(results)) {
     const statuses = Object.entries(row.statuses).map(([status, count]) => `${status}: ${count}`).join(', ');
     lines.push(
       `| ${row.platform} | ${row.scenario} | ${row.requestsPerSecond.toFixed(0)} | ${row.p50} | ${row.p99} | ` +
-        `${fixed(row.ratio, 2)} | ${fixed(row.cpuPerRequestUs, 0)} | ${fixed(row.cpuRatio, 2)} | ${row.baseline} | ` +
+        `${fixed(row.ratio, 2)} | ${fixed(row.cpuPerRequestUs, 0)} | ${fixed(row.cpuRatio, 2)} | ` +
+        `${fixed(row.statementsPerRequest, 2)} | ${fixed(row.commandsPerRequest, 2)} | ${row.baseline} | ` +
         `${statuses}${row.errors ? `, errors: ${row.errors}` : ''}${row.unexpected.length ? ' **unexpected**' : ''} |`,
     );
   }
