@@ -17,9 +17,10 @@
 // - atomic: POST /v1/payments (one insert, 201) in atomic mode, against the same insert through the
 //   same service on a route without @Idempotent();
 // The apps are the example API with those two undecorated routes (bench/apps/with-unkeyed-routes.mjs).
-// Every row also says how many statements MariaDB and how many commands Redis received per request,
-// read from the servers' own counters (MariaDB's Questions, Redis's total_commands_processed) around
-// each sample: a compound statement (BEGIN NOT ATOMIC ... END) is one.
+// Every row also says how many statements MariaDB and how many commands and scripts Redis received
+// per request, read from the servers' own counters around each sample (support/server-counters.mjs):
+// a compound statement (BEGIN NOT ATOMIC ... END) is one statement; Redis counts each call a script
+// makes as a command, so a client's round trips to Redis are its scripts and plain commands.
 // - peer: @node-idempotency/nestjs on the exports route shape, against its route without @Idempotent().
 // Every app of a platform runs at once and all their scenarios are interleaved, so every ratio
 // compares samples taken side by side. Then, once, kill -9 recovery on the atomic and a plain route.
@@ -260,6 +261,7 @@ async function scenarios(results, platform, list) {
       cpuPerRequestUs: median((run) => (run.completed ? ticksToMicroseconds(run.cpuTicks) / run.completed : NaN)),
       statementsPerRequest: median((run) => run.statements ?? NaN),
       commandsPerRequest: median((run) => run.commands ?? NaN),
+      scriptsPerRequest: median((run) => run.scripts ?? NaN),
       statuses,
       unexpected,
       errors: runs.reduce((sum, run) => sum + run.errors, 0),
@@ -267,7 +269,8 @@ async function scenarios(results, platform, list) {
     results.push(row);
     console.log(
       `  ${platform} ${name}: ${row.requestsPerSecond.toFixed(0)} req/s, ${row.cpuPerRequestUs.toFixed(0)} µs CPU/req, ` +
-        `${row.statementsPerRequest.toFixed(2)} MariaDB statements/req, ${row.commandsPerRequest.toFixed(2)} Redis commands/req` +
+        `${row.statementsPerRequest.toFixed(2)} MariaDB statements/req, ${row.commandsPerRequest.toFixed(2)} Redis commands/req ` +
+        `(${row.scriptsPerRequest.toFixed(2)} scripts)` +
         `${unexpected.length ? `  UNEXPECTED statuses ${unexpected}` : ''}`,
     );
   }
@@ -386,7 +389,8 @@ async function deleteRunKeys() {
 
 const settings =
   `${load.connections} connections; each scenario warmed up ${load.warmupS} s, then measured ${rounds} x ${load.durationS} s ` +
-  'interleaved with every other scenario of its platform (all its apps running), median kept; CPU: the app process\'s ' +
+  `interleaved with every other scenario of its platform (all its apps running), each sample after ${load.rewarmS} s of ` +
+  'its own load, median kept; CPU: the app process\'s ' +
   'user + system time (/proc) per completed request; each ratio is to the row named in "baseline of the ratios", ' +
   'same platform, same run; the Redis rows run with the replay cache off';
 console.log(`${machine()}; ${settings}; parts: ${[...parts].join(', ')}`);

@@ -25,9 +25,16 @@ function withRatios(results) {
 
 const fixed = (value, digits) => (value === undefined || !Number.isFinite(value) ? '' : value.toFixed(digits));
 
+/** Commands per request as Redis counts them (each call a script makes included), and the scripts among them. */
+function redisCell(row) {
+  const commands = fixed(row.commandsPerRequest, 2);
+  const scripts = fixed(row.scriptsPerRequest, 2);
+  return commands && scripts && row.scriptsPerRequest > 0 ? `${commands} (${scripts})` : commands;
+}
+
 export function markdownTable(results) {
   const lines = [
-    '| platform | scenario | requests/s | p50 ms | p99 ms | x baseline | CPU µs/req | CPU x baseline | MariaDB statements/req | Redis commands/req | baseline of the ratios | statuses |',
+    '| platform | scenario | requests/s | p50 ms | p99 ms | x baseline | CPU µs/req | CPU x baseline | MariaDB statements/req | Redis commands/req (scripts among them) | baseline of the ratios | statuses |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
   ];
   for (const row of withRatios(results)) {
@@ -35,7 +42,7 @@ export function markdownTable(results) {
     lines.push(
       `| ${row.platform} | ${row.scenario} | ${row.requestsPerSecond.toFixed(0)} | ${row.p50} | ${row.p99} | ` +
         `${fixed(row.ratio, 2)} | ${fixed(row.cpuPerRequestUs, 0)} | ${fixed(row.cpuRatio, 2)} | ` +
-        `${fixed(row.statementsPerRequest, 2)} | ${fixed(row.commandsPerRequest, 2)} | ${row.baseline} | ` +
+        `${fixed(row.statementsPerRequest, 2)} | ${redisCell(row)} | ${row.baseline} | ` +
         `${statuses}${row.errors ? `, errors: ${row.errors}` : ''}${row.unexpected.length ? ' **unexpected**' : ''} |`,
     );
   }

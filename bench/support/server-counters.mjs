@@ -1,8 +1,10 @@
 // What the servers themselves received, read from their own counters: the statements MariaDB ran
 // for clients (Questions: a prepared statement's execution is one, a compound statement with all it
-// contains is one) and the commands Redis processed. Read around a sample, the difference over the
-// requests it completed is the round trips a request costs, whoever sent them (the library, the
-// handler, TypeORM).
+// contains is one), and the commands Redis processed (total_commands_processed, which also counts
+// each call a Lua script makes) with the scripts among them (EVAL and EVALSHA calls, from
+// commandstats): a client's round trips to Redis are its scripts plus its plain commands. Read
+// around a sample, the difference over the requests it completed is what a request costs, whoever
+// sent it (the library, the handler, TypeORM).
 import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
 
@@ -13,10 +15,14 @@ export async function openServerCounters({ databaseUrl, redisUrl }) {
   return {
     async read() {
       const [rows] = await sql.query("SHOW GLOBAL STATUS LIKE 'Questions'");
-      const info = redis ? await redis.info('stats') : '';
+      const info = redis ? `${await redis.info('stats')}\n${await redis.info('commandstats')}` : '';
       const commands = /^total_commands_processed:(\d+)/m.exec(info)?.[1];
-      // Each read is itself one statement and one command, counted in the next read: left out.
-      return { statements: Number(rows[0].Value) + 1, commands: commands === undefined ? undefined : Number(commands) + 1 };
+      const callsOf = (command) => Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+      return {
+        statements: Number(rows[0].Value),
+        commands: commands === undefined ? undefined : Number(commands),
+        scripts: commands === undefined ? undefined : callsOf('eval') + callsOf('evalsha'),
+      };
     },
     async close() {
       await sql.end();
@@ -25,8 +31,12 @@ export async function openServerCounters({ databaseUrl, redisUrl }) {
   };
 }
 
+// What one read adds to the counters between two readings: its SHOW STATUS, its two INFOs.
+const READ_COST = { statements: 1, commands: 2, scripts: 0 };
+
 /** Per completed request, from two readings; undefined where a server was not counted. */
 export function perRequest(before, after, completed) {
-  const per = (field) => (before[field] === undefined || !completed ? undefined : (after[field] - before[field]) / completed);
-  return { statements: per('statements'), commands: per('commands') };
+  const per = (field) =>
+    before[field] === undefined || !completed ? undefined : (after[field] - before[field] - READ_COST[field]) / completed;
+  return { statements: per('statements'), commands: per('commands'), scripts: per('scripts') };
 }
