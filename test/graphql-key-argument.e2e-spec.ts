@@ -6,6 +6,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CreateIdempotencyRecords1764064800000, IdempotencyModule, IdempotencyRecord, Idempotent } from 'nestjs-idempotency';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { betterSqlite3ForThisNode } from '../src/database/sqlite-driver.js';
 
 /**
  * A GraphQL mutation whose key is one of its arguments (R23), in an app of the test's own with no
@@ -71,6 +72,7 @@ beforeAll(async () => {
     imports: [
       TypeOrmModule.forRoot({
         type: 'better-sqlite3',
+        driver: betterSqlite3ForThisNode(),
         database: database.sqlitePath,
         entities: [IdempotencyRecord],
         migrations: [CreateIdempotencyRecords1764064800000],

@@ -17,7 +17,6 @@ const APP_DEPENDENCIES = [
   '@nestjs/platform-express',
   '@nestjs/typeorm',
   'typeorm',
-  'better-sqlite3',
   'reflect-metadata',
   'rxjs',
   'class-validator',
@@ -33,6 +32,16 @@ function installedVersion(name: string): string {
 
 function pinned(names: readonly string[]): Record<string, string> {
   return Object.fromEntries(names.map((name) => [name, installedVersion(name)]));
+}
+
+/**
+ * The SQLite driver a user installs on the Node that runs this test: better-sqlite3 12 on Node 20; from
+ * Node 22, 13 under the name better-sqlite3-13 (12 aborts Node 24.19+, and TypeORM's peer range still
+ * says 12), which the scratch app hands to TypeORM as its driver.
+ */
+function sqliteDriverDependency(): Record<string, string> {
+  if (Number(process.versions.node.split('.')[0]) < 22) return pinned(['better-sqlite3']);
+  return { 'better-sqlite3-13': `npm:better-sqlite3@${installedVersion('better-sqlite3-13')}` };
 }
 
 function startApp(folder: string, env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
@@ -65,7 +74,7 @@ describe('the packed library in a new Nest application outside this workspace', 
           name: 'scratch-app',
           private: true,
           type: 'module',
-          dependencies: { 'nestjs-idempotency': `file:${tarball}`, ...pinned(APP_DEPENDENCIES) },
+          dependencies: { 'nestjs-idempotency': `file:${tarball}`, ...pinned(APP_DEPENDENCIES), ...sqliteDriverDependency() },
           devDependencies: pinned(APP_DEV_DEPENDENCIES),
         },
         null,

@@ -10,6 +10,7 @@ import {
 import { describeStoreContract, type ContractRunner, type StoreFixture } from 'nestjs-idempotency/testing';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './support/test-database.js';
+import { betterSqlite3ForThisNode } from '../src/database/sqlite-driver.js';
 
 const jestRunner: ContractRunner = { describe, it, beforeAll, afterAll };
 
@@ -17,7 +18,7 @@ function dataSourceOptionsFor(database: TestDatabase): DataSourceOptions {
   const schema = { entities: [IdempotencyRecord], migrations: [CreateIdempotencyRecords1764064800000], migrationsRun: true };
   if (database.kind === 'mariadb') return { ...schema, type: 'mysql', url: database.databaseUrl };
   if (database.kind === 'postgres') return { ...schema, type: 'postgres', url: database.databaseUrl };
-  return { ...schema, type: 'better-sqlite3', database: database.sqlitePath };
+  return { ...schema, type: 'better-sqlite3', driver: betterSqlite3ForThisNode(), database: database.sqlitePath };
 }
 
 /** A TypeORM store on a database of its own, dropped at teardown; `wrap` puts a decorator store around it. */

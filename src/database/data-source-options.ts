@@ -6,6 +6,7 @@ import { Capture } from '../captures/capture.entity.js';
 import { ExportJob } from '../exports/export-job.entity.js';
 import { Payment } from '../payments/payment.entity.js';
 import { WebhookEvent } from '../webhooks/webhook-event.entity.js';
+import { betterSqlite3ForThisNode } from './sqlite-driver.js';
 import { CreateWebhookEvents1764065100000 } from './migrations/1764065100000-create-webhook-events.js';
 import { CreateCaptures1764065200000 } from './migrations/1764065200000-create-captures.js';
 import { CreatePaymentsAndExports1764065000000 } from './migrations/1764065000000-create-payments-and-exports.js';
@@ -35,6 +36,7 @@ export function dataSourceOptions(databaseUrl: string | undefined, sqlitePath: s
   return {
     ...shared,
     type: 'better-sqlite3',
+    driver: betterSqlite3ForThisNode(),
     database: sqlitePath,
     // WAL lets readers run beside the writer; the busy timeout makes a second process wait for the
     // write lock instead of failing at once.

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { CreateIdempotencyRecords1764064800000, IdempotencyRecord, TypeOrmIdempotencyStore } from 'nestjs-idempotency';
 import { describeStoreContract } from 'nestjs-idempotency/testing';
 import { DataSource } from 'typeorm';
+import { betterSqlite3ForThisNode } from '../../dist/src/database/sqlite-driver.js';
 
 describeStoreContract(
   'TypeOrmIdempotencyStore on SQLite, under node:test',
@@ -15,6 +16,7 @@ describeStoreContract(
       const folder = mkdtempSync(join(tmpdir(), 'idem-contract-node-test-'));
       const dataSource = new DataSource({
         type: 'better-sqlite3',
+        driver: betterSqlite3ForThisNode(),
         database: join(folder, 'store.sqlite'),
         entities: [IdempotencyRecord],
         migrations: [CreateIdempotencyRecords1764064800000],

@@ -38,6 +38,7 @@ import {
 import type { DataSource, DataSourceOptions, Logger as TypeOrmLogger } from 'typeorm';
 import type { HttpPlatform } from '../../src/bootstrap.js';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './test-database.js';
+import { betterSqlite3ForThisNode } from '../../src/database/sqlite-driver.js';
 
 /** Counts handler runs per route, so a test can assert "ran exactly once". */
 @Injectable()
@@ -332,7 +333,7 @@ export function probeDataSourceOptions(database: TestDatabase): DataSourceOption
   };
   if (database.kind === 'mariadb') return { ...shared, type: 'mysql', url: database.databaseUrl };
   if (database.kind === 'postgres') return { ...shared, type: 'postgres', url: database.databaseUrl };
-  return { ...shared, type: 'better-sqlite3', database: database.sqlitePath };
+  return { ...shared, type: 'better-sqlite3', driver: betterSqlite3ForThisNode(), database: database.sqlitePath };
 }
 
 export async function startProbeApp(settings: ProbeAppSettings): Promise<RunningProbeApp> {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { createTestDatabase, queryRows, type DatabaseKind } from './test-database.js';
+import { betterSqlite3ForThisNode } from '../../src/database/sqlite-driver.js';
 
 /** The stores the example API can keep its idempotency records in. */
 export type SharedStoreKind = DatabaseKind | 'redis';
@@ -54,7 +55,7 @@ async function sqlStore(kind: DatabaseKind, suite: string): Promise<SharedStore>
     // Connected on first use: the first instance creates the SQLite file and its tables.
     reader ??= await new DataSource(
       kind === 'sqlite'
-        ? { type: 'better-sqlite3', database: database.sqlitePath }
+        ? { type: 'better-sqlite3', driver: betterSqlite3ForThisNode(), database: database.sqlitePath }
         : { type: kind === 'postgres' ? 'postgres' : 'mysql', url: database.databaseUrl },
     ).initialize();
     return reader;
