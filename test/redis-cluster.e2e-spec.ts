@@ -157,7 +157,9 @@ describe("with one master's replica down and IDEMPOTENCY_REDIS_WAIT_REPLICAS=1",
   }
 
   it("refuses a claim on the master without a replica (StoreReplicationError, 0 of 1) and leaves its key free, and claims on the others: WAIT runs on the key's own master (R30, R18)", async () => {
-    const store = new RedisIdempotencyStore(admin, { keyPrefix, timeoutMs: 500, waitForReplicas: 1 });
+    // WAIT may use 0.8 of the timeout and the release most of the rest: 2 s leaves the refusal 400 ms
+    // to arrive before the timeout on a loaded machine (with 500 ms, a 100 ms lag turned it into a timeout).
+    const store = new RedisIdempotencyStore(admin, { keyPrefix, timeoutMs: 2000, waitForReplicas: 1 });
     for (const [master, keys] of await keysPerMaster('acct-store', 4)) {
       for (const key of keys) {
         const request = claimRequest('acct-store', key);

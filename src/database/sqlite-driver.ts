@@ -16,8 +16,7 @@ const FIRST_NODE_OF_BETTER_SQLITE3_13 = 22;
  * passed in, and 12 stays installed, optionally, for Node 20.
  */
 export function betterSqlite3ForThisNode(): unknown {
-  const nodeMajor = Number(process.versions.node.split('.')[0]);
-  const name = nodeMajor >= FIRST_NODE_OF_BETTER_SQLITE3_13 ? 'better-sqlite3-13' : 'better-sqlite3';
+  const name = betterSqlite3PackageForThisNode();
   try {
     return requireFromHere(name);
   } catch (error) {
@@ -25,4 +24,10 @@ export function betterSqlite3ForThisNode(): unknown {
       cause: error,
     });
   }
+}
+
+/** The name under which the better-sqlite3 this Node loads is installed. */
+export function betterSqlite3PackageForThisNode(): 'better-sqlite3' | 'better-sqlite3-13' {
+  const nodeMajor = Number(process.versions.node.split('.')[0]);
+  return nodeMajor >= FIRST_NODE_OF_BETTER_SQLITE3_13 ? 'better-sqlite3-13' : 'better-sqlite3';
 }
