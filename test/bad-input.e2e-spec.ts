@@ -10,6 +10,7 @@ import { createPaymentsApp, type HttpPlatform } from '../src/bootstrap.js';
 import { parseApiKeys } from '../src/config/app-config.js';
 import { PLATFORM_MATRIX, startPaymentsApp, TEST_WEBHOOK_SECRET, type RunningPaymentsApp } from './support/payments-app.js';
 import { countOf, createTestDatabase, queryRows, type TestDatabase } from './support/test-database.js';
+import { chosenOr } from './support/chosen-databases.js';
 
 /** zlib's zstd compressor where this Node has one (22.15+, 23.8+), else undefined (Node 20). */
 const zstd = (zlib as unknown as { zstdCompressSync?: (input: string) => Buffer }).zstdCompressSync;
@@ -387,8 +388,8 @@ describe.each(PLATFORM_MATRIX)('bad input on %s with %s', (database, platform) =
  * traces on its own). A short in-flight wait lets a test provoke the library's 409 quickly.
  */
 describe.each([
-  ['sqlite', 'express'],
-  ['sqlite', 'fastify'],
+  [chosenOr('sqlite'), 'express'],
+  [chosenOr('sqlite'), 'fastify'],
 ] as const)('errors as npm start sends them, on %s with %s', (kind, platform: HttpPlatform) => {
   let app: INestApplication;
   let database: TestDatabase;

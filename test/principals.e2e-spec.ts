@@ -5,6 +5,7 @@ import { Idempotent, type IdempotencyModuleOptions } from 'nestjs-idempotency';
 import request from 'supertest';
 import { PLATFORM_MATRIX } from './support/payments-app.js';
 import { HandlerRuns, startProbeApp, type RunningProbeApp } from './support/probe-app.js';
+import { onChosenDatabases } from './support/chosen-databases.js';
 
 type SentResponse = Awaited<request.Test>;
 
@@ -188,7 +189,7 @@ describe.each(PLATFORM_MATRIX)('authenticated principals on %s with %s (R5, R5a)
   });
 });
 
-describe.each([['sqlite', 'express'], ['mariadb', 'fastify']] as const)('a custom account resolver on %s with %s (R5a)', (database, platform) => {
+describe.each(onChosenDatabases([['sqlite', 'express'], ['mariadb', 'fastify']] as const))('a custom account resolver on %s with %s (R5a)', (database, platform) => {
   let running: RunningProbeApp;
 
   beforeAll(async () => {

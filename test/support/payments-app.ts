@@ -4,6 +4,7 @@ import type { DataSource } from 'typeorm';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { createPaymentsApp, type HttpPlatform } from '../../src/bootstrap.js';
 import { parseApiKeys } from '../../src/config/app-config.js';
+import { onChosenDatabases } from './chosen-databases.js';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './test-database.js';
 
 /** The example API, started on a real HTTP server and a database of its own. */
@@ -19,30 +20,15 @@ export interface RunningPaymentsApp {
 /** The webhook secret of every test instance of the example API. */
 export const TEST_WEBHOOK_SECRET = 'whsec_test';
 
-const EVERY_COMBINATION: ReadonlyArray<readonly [DatabaseKind, HttpPlatform]> = [
+/** The combinations every rule is proven on: each database TEST_DATABASES chooses (all by default) on both platforms. */
+export const PLATFORM_MATRIX: ReadonlyArray<readonly [DatabaseKind, HttpPlatform]> = onChosenDatabases([
   ['mariadb', 'express'],
   ['mariadb', 'fastify'],
   ['postgres', 'express'],
   ['postgres', 'fastify'],
   ['sqlite', 'express'],
   ['sqlite', 'fastify'],
-];
-
-/**
- * The combinations every rule is proven on: all of them, or those of the databases TEST_DATABASES
- * names (`mariadb`, `postgres`, `sqlite`, comma-separated), as CI runs the example's suites on one
- * database on the Nodes other than 24. A name it does not know fails the run rather than narrowing
- * it to nothing.
- */
-export const PLATFORM_MATRIX: ReadonlyArray<readonly [DatabaseKind, HttpPlatform]> = narrowedTo(process.env.TEST_DATABASES);
-
-function narrowedTo(databases: string | undefined): ReadonlyArray<readonly [DatabaseKind, HttpPlatform]> {
-  if (!databases) return EVERY_COMBINATION;
-  const names = databases.split(',').map((name) => name.trim());
-  const unknown = names.filter((name) => !EVERY_COMBINATION.some(([database]) => database === name));
-  if (unknown.length > 0) throw new Error(`TEST_DATABASES names ${unknown.join(', ')}: choose among mariadb, postgres and sqlite`);
-  return EVERY_COMBINATION.filter(([database]) => names.includes(database));
-}
+] as const);
 
 export async function startPaymentsApp(
   kind: DatabaseKind,
