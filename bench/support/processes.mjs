@@ -2,6 +2,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { appNode } from './app-node.mjs';
 
 export async function freePort() {
   return new Promise((resolve, reject) => {
@@ -14,10 +15,10 @@ export async function freePort() {
   });
 }
 
-/** Starts `node <script>` and waits until `readyPath` answers (any HTTP status). */
+/** Starts `node <script>` on the apps' Node (app-node.mjs) and waits until `readyPath` answers (any HTTP status). */
 export async function startServer(script, env, readyPath, cwd = process.cwd()) {
   const port = await freePort();
-  const child = spawn(process.execPath, [script], {
+  const child = spawn(appNode().path, [script], {
     cwd,
     env: { ...process.env, ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],

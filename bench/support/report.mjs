@@ -1,10 +1,12 @@
 // The bench tables: printed, and optionally written as JSON and Markdown.
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { appNode } from './app-node.mjs';
 
 export function machine() {
   const cpu = cpus();
-  return `${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Node ${process.version}`;
+  const apps = appNode().version;
+  return `${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Node ${apps}${apps === process.version ? '' : ` (the apps; the bench itself on ${process.version})`}`;
 }
 
 /**
