@@ -17,7 +17,7 @@ const jestRunner: ContractRunner = { describe, it, beforeAll, afterAll };
 function dataSourceOptionsFor(database: TestDatabase): DataSourceOptions {
   const schema = { entities: [IdempotencyRecord], migrations: [CreateIdempotencyRecords1764064800000], migrationsRun: true };
   if (database.kind === 'mariadb') return { ...schema, type: 'mysql', url: database.databaseUrl };
-  if (database.kind === 'postgres') return { ...schema, type: 'postgres', url: database.databaseUrl };
+  if (database.kind === 'postgres') return { ...schema, type: 'postgres', url: database.databaseUrl, connectTimeoutMS: 5000 };
   return { ...schema, type: 'better-sqlite3', driver: betterSqlite3ForThisNode(), database: database.sqlitePath };
 }
 

@@ -34,8 +34,9 @@ function newProxy(database: TestDatabase): TcpProxy {
   return new TcpProxy(url.hostname, Number(url.port || (database.kind === 'postgres' ? 5432 : 3306)));
 }
 
-async function dataSourceFor(database: TestDatabase, url: string, poolSize: number): Promise<DataSource> {
-  const options = { ...probeDataSourceOptions(database), url, poolSize } as ConstructorParameters<typeof DataSource>[0];
+async function dataSourceFor(database: TestDatabase, url: string, poolSize: number, connectTimeoutMs = 5000): Promise<DataSource> {
+  const connectTimeout = database.kind === 'postgres' ? { connectTimeoutMS: connectTimeoutMs } : { connectTimeout: connectTimeoutMs };
+  const options = { ...probeDataSourceOptions(database), url, poolSize, ...connectTimeout } as ConstructorParameters<typeof DataSource>[0];
   const dataSource = new DataSource(options);
   await dataSource.initialize();
   await dataSource.runMigrations();
@@ -78,6 +79,28 @@ describe.each(['mariadb', 'postgres'] as const)('store faults on %s', (kind) => 
       proxy.forwardNewConnections();
       let recovered: string | undefined;
       for (let attempt = 0; attempt < 20 && recovered !== 'claimed'; attempt++) {
+        recovered = await store.claim(claimRequest()).then((outcome) => outcome.status, () => undefined);
+        if (recovered !== 'claimed') await sleep(100);
+      }
+      expect(recovered).toBe('claimed');
+    });
+
+    it('frees a pool slot whose connection was being opened when the network went silent, once its connect timeout ends (R18)', async () => {
+      // One slot: after the silent network, every claim needs a connection opened into the silence.
+      const dataSource = await dataSourceFor(database, proxiedUrl(database, proxy), 1, 1000);
+      opened.push(dataSource);
+      const store = new TypeOrmIdempotencyStore(dataSource, { timeoutMs: 300 });
+      expect((await store.claim(claimRequest())).status).toBe('claimed');
+
+      proxy.blackhole();
+      // The first gives up the pooled connection; the second opens one that the silence never answers.
+      await expect(store.claim(claimRequest())).rejects.toBeInstanceOf(StoreTimeoutError);
+      await expect(store.claim(claimRequest())).rejects.toBeInstanceOf(StoreTimeoutError);
+
+      proxy.forwardNewConnections();
+      // Without a connect timeout the opening connection held the only slot for good: nothing was claimed again.
+      let recovered: string | undefined;
+      for (let attempt = 0; attempt < 40 && recovered !== 'claimed'; attempt++) {
         recovered = await store.claim(claimRequest()).then((outcome) => outcome.status, () => undefined);
         if (recovered !== 'claimed') await sleep(100);
       }

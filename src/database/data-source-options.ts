@@ -28,7 +28,8 @@ export function dataSourceOptions(databaseUrl: string | undefined, sqlitePath: s
     synchronize: false,
   };
   if (databaseUrl) {
-    if (/^postgres(ql)?:\/\//.test(databaseUrl)) return { ...shared, type: 'postgres', url: databaseUrl };
+    // A connection opened into a silent network would otherwise hold its pool slot forever (R18).
+    if (/^postgres(ql)?:\/\//.test(databaseUrl)) return { ...shared, type: 'postgres', url: databaseUrl, connectTimeoutMS: 5000 };
     if (/^mysql:\/\//.test(databaseUrl)) return { ...shared, type: 'mysql', url: databaseUrl, charset: 'utf8mb4' };
     throw new Error('DATABASE_URL must be a mysql:// URL (MySQL or MariaDB) or a postgres:// URL (PostgreSQL)');
   }

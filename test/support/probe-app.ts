@@ -332,7 +332,7 @@ export function probeDataSourceOptions(database: TestDatabase): DataSourceOption
     migrationsRun: true,
   };
   if (database.kind === 'mariadb') return { ...shared, type: 'mysql', url: database.databaseUrl };
-  if (database.kind === 'postgres') return { ...shared, type: 'postgres', url: database.databaseUrl };
+  if (database.kind === 'postgres') return { ...shared, type: 'postgres', url: database.databaseUrl, connectTimeoutMS: 5000 };
   return { ...shared, type: 'better-sqlite3', driver: betterSqlite3ForThisNode(), database: database.sqlitePath };
 }
 

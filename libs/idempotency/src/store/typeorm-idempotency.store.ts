@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Logger } from '@nestjs/common';
 import { QueryFailedError, type DataSource, type QueryRunner } from 'typeorm';
 import type { AtomicUnit, Claim, ClaimOutcome, ClaimRequest, FoundRecord, IdempotencyStore, StoredResponse } from './idempotency-store.js';
 import { isLostRace } from './database-errors.js';
@@ -37,6 +38,13 @@ export class TypeOrmIdempotencyStore implements IdempotencyStore {
     this.family = sqlFamilyOf(dataSource.options.type);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
     this.forceWithoutReturning = options.withoutReturning ?? false;
+    if (this.family === 'postgres' && !(dataSource.options as { connectTimeoutMS?: number }).connectTimeoutMS) {
+      new Logger('Idempotency').warn(
+        'the PostgreSQL DataSource has no connectTimeoutMS: a connection opened while the network is silent waits forever ' +
+          'and holds its pool slot, so the store cannot come back by itself after such an outage (R18). Set connectTimeoutMS ' +
+          '(e.g. 5000) in the DataSource options.',
+      );
+    }
   }
 
   async claim(request: ClaimRequest): Promise<ClaimOutcome> {
