@@ -551,3 +551,87 @@ describe('ClaimCoordinator on clusters: lost races and unreplicated writes (issu
     ]);
   });
 });
+
+describe('ClaimCoordinator.settle: a completion the store missed, while the claim is still ours (R20a)', () => {
+  /** A store whose completions fail `failures` times (or always), recording when each write and renewal came. */
+  function flakyStore(options: { failures: number; renew: boolean }) {
+    const started = performance.now();
+    const calls: Array<{ operation: 'complete' | 'renew'; atMs: number }> = [];
+    const at = (): number => performance.now() - started;
+    let failures = options.failures;
+    const store: IdempotencyStore = {
+      ...scriptedStore({}),
+      complete: async () => {
+        calls.push({ operation: 'complete', atMs: at() });
+        if (failures-- > 0) throw new Error('connection lost');
+        return true;
+      },
+      renew: async () => {
+        calls.push({ operation: 'renew', atMs: at() });
+        if (!options.renew) throw new Error('connection lost');
+        return true;
+      },
+    };
+    return { store, calls };
+  }
+
+  beforeEach(() => {
+    jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+  });
+
+  afterEach(() => {
+    jest.restoreAllMocks();
+  });
+
+  it('retries with doubling gaps, renewing the claim before each retry, until the completion is stored (R20a)', async () => {
+    const { store, calls } = flakyStore({ failures: 3, renew: true });
+    const coordinator = new ClaimCoordinator(store);
+    const run = runOf(await coordinator.acquire(request, policy, http));
+    const lease = { endsAt: performance.now() + 2000, leaseMs: 2000 };
+    const settled = await coordinator.settle(request, run.claim, response, request.ttlMs, run.observation, 201, lease);
+
+    expect(settled).toBe('settled');
+    expect(calls.map((call) => call.operation)).toEqual(['complete', 'renew', 'complete', 'renew', 'complete', 'renew', 'complete']);
+    const completions = calls.filter((call) => call.operation === 'complete').map((call) => call.atMs);
+    const gaps = completions.slice(1).map((atMs, index) => atMs - completions[index]);
+    // 50, 100, 200 ms: each gap about twice the one before.
+    expect(gaps[0]).toBeGreaterThanOrEqual(45);
+    expect(gaps[1]).toBeGreaterThanOrEqual(gaps[0] * 1.6);
+    expect(gaps[2]).toBeGreaterThanOrEqual(gaps[1] * 1.6);
+  });
+
+  it('gives up before the lease ends when the store stays down, so no retry completes a claim another run may hold (R20a, R20)', async () => {
+    const { store, calls } = flakyStore({ failures: Number.POSITIVE_INFINITY, renew: false });
+    const coordinator = new ClaimCoordinator(store);
+    const run = runOf(await coordinator.acquire(request, policy, http));
+    const leaseStart = performance.now();
+    const lease = { endsAt: leaseStart + 600, leaseMs: 600 };
+    await coordinator.settle(request, run.claim, response, request.ttlMs, run.observation, 201, lease);
+
+    const completions = calls.filter((call) => call.operation === 'complete');
+    expect(completions.length).toBeGreaterThanOrEqual(3);
+    // The last write leaves a tenth of the lease to spare: none is sent once the lease could have ended.
+    expect(performance.now() - leaseStart).toBeLessThan(600);
+    expect(Math.max(...completions.map((call) => call.atMs))).toBeLessThan(600 - 60 + 20);
+  });
+
+  it('keeps retrying past the lease it started with while each renewal extends the claim (R20a)', async () => {
+    // 50 + 100 + 200 + 400 ms of gaps: well past a 300 ms lease, which the renewals keep extending.
+    const { store, calls } = flakyStore({ failures: 4, renew: true });
+    const coordinator = new ClaimCoordinator(store);
+    const run = runOf(await coordinator.acquire(request, policy, http));
+    const lease = { endsAt: performance.now() + 300, leaseMs: 300 };
+    await coordinator.settle(request, run.claim, response, request.ttlMs, run.observation, 201, lease);
+    const completions = calls.filter((call) => call.operation === 'complete');
+    expect(completions).toHaveLength(5);
+    expect(completions.at(-1)!.atMs).toBeGreaterThan(300);
+  });
+
+  it('does not retry without a lease, as a run with no heartbeat has nothing to keep the claim (R20a)', async () => {
+    const { store, calls } = flakyStore({ failures: 1, renew: true });
+    const coordinator = new ClaimCoordinator(store);
+    const run = runOf(await coordinator.acquire(request, policy, http));
+    await coordinator.settle(request, run.claim, response, request.ttlMs, run.observation, 201);
+    expect(calls.map((call) => call.operation)).toEqual(['complete']);
+  });
+});
