@@ -594,10 +594,11 @@ describe('ClaimCoordinator.settle: a completion the store missed, while the clai
     expect(calls.map((call) => call.operation)).toEqual(['complete', 'renew', 'complete', 'renew', 'complete', 'renew', 'complete']);
     const completions = calls.filter((call) => call.operation === 'complete').map((call) => call.atMs);
     const gaps = completions.slice(1).map((atMs, index) => atMs - completions[index]);
-    // 50, 100, 200 ms: each gap about twice the one before.
-    expect(gaps[0]).toBeGreaterThanOrEqual(45);
-    expect(gaps[1]).toBeGreaterThanOrEqual(gaps[0] * 1.6);
-    expect(gaps[2]).toBeGreaterThanOrEqual(gaps[1] * 1.6);
+    // At least 50, 100 and 200 ms (a timer may fire a millisecond early, a loaded machine later):
+    // a fixed gap fails the second bound.
+    expect(gaps[0]).toBeGreaterThanOrEqual(48);
+    expect(gaps[1]).toBeGreaterThanOrEqual(98);
+    expect(gaps[2]).toBeGreaterThanOrEqual(198);
   });
 
   it('gives up before the lease ends when the store stays down, so no retry completes a claim another run may hold (R20a, R20)', async () => {
@@ -616,14 +617,15 @@ describe('ClaimCoordinator.settle: a completion the store missed, while the clai
   });
 
   it('keeps retrying past the lease it started with while each renewal extends the claim (R20a)', async () => {
-    // 50 + 100 + 200 + 400 ms of gaps: well past a 300 ms lease, which the renewals keep extending.
-    const { store, calls } = flakyStore({ failures: 4, renew: true });
+    // 50 + 100 + 200 ms of gaps: the last retry comes after the 300 ms lease it started with would
+    // have ended, and each renewal (sent after its gap) moved the end to a lease from then.
+    const { store, calls } = flakyStore({ failures: 3, renew: true });
     const coordinator = new ClaimCoordinator(store);
     const run = runOf(await coordinator.acquire(request, policy, http));
     const lease = { endsAt: performance.now() + 300, leaseMs: 300 };
     await coordinator.settle(request, run.claim, response, request.ttlMs, run.observation, 201, lease);
     const completions = calls.filter((call) => call.operation === 'complete');
-    expect(completions).toHaveLength(5);
+    expect(completions).toHaveLength(4);
     expect(completions.at(-1)!.atMs).toBeGreaterThan(300);
   });
 
