@@ -85,6 +85,12 @@ beforeAll(async () => {
   })
   class TransfersApp {}
   app = await NestFactory.create(TransfersApp, { logger });
+  // What an auth guard leaves on the request, from X-Principal (JSON), for the tenancy tests.
+  app.use((incoming: { headers: Record<string, unknown>; user?: unknown }, _response: unknown, next: () => void) => {
+    const principal = incoming.headers['x-principal'];
+    if (typeof principal === 'string') incoming.user = JSON.parse(principal) as unknown;
+    next();
+  });
   await app.listen(0, '127.0.0.1');
   url = `${await app.getUrl()}/graphql`;
 });
@@ -100,10 +106,10 @@ interface GraphqlAnswer {
   readonly replayed: string | null;
 }
 
-async function transfer(reference: string | null, amount: number): Promise<GraphqlAnswer> {
+async function transfer(reference: string | null, amount: number, principal?: Record<string, unknown>): Promise<GraphqlAnswer> {
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
+    headers: { 'Content-Type': 'application/json', ...(principal ? { 'X-Principal': JSON.stringify(principal) } : {}) },
     body: JSON.stringify({
       query: 'mutation($reference: String, $amount: Int!) { transfer(reference: $reference, amount: $amount) { run amount at } }',
       variables: { reference, amount },
@@ -180,3 +186,27 @@ async function runs(): Promise<number> {
   const response = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ query: '{ transferRuns }' }) });
   return ((await response.json()) as { data: { transferRuns: number } }).data.transferRuns;
 }
+
+describe('a GraphQL mutation sent by an authenticated principal (R5, R5a)', () => {
+  it("scopes the reference by the principal's userId: user 2 never gets user 1's result (R5)", async () => {
+    const first = await transfer('tr-tenant', 700, { userId: 1, username: 'ada' });
+    const other = await transfer('tr-tenant', 700, { userId: 2, username: 'grace' });
+    expect(first.errors).toBeUndefined();
+    expect(other.errors).toBeUndefined();
+    expect(other.replayed).toBeNull();
+    expect(other.data?.transfer?.run).toBe(first.data!.transfer!.run + 1);
+    expect(await transfer('tr-tenant', 700, { userId: 1, username: 'ada' })).toEqual({ data: first.data, replayed: 'true' });
+  });
+
+  it('refuses a principal with no account id instead of putting it in the shared scope, without running (R5a)', async () => {
+    const runsBefore = await runs();
+    const refused = await transfer('tr-no-account', 700, { username: 'ada' });
+    expect(refused.data).toBeNull();
+    expect(refused.errors?.[0]?.extensions).toMatchObject({ code: 'idempotency_account_unresolved' });
+    expect(await runs()).toBe(runsBefore);
+    // The anonymous scope still works for requests without a principal, apart from the refused one.
+    const anonymous = await transfer('tr-no-account', 700);
+    expect(anonymous.errors).toBeUndefined();
+    expect(anonymous.replayed).toBeNull();
+  });
+});
