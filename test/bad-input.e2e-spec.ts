@@ -64,6 +64,17 @@ describe.each(PLATFORM_MATRIX)('bad input on %s with %s', (database, platform) =
 
   const pay = (body: string) => postRaw('/v1/payments', body, { 'Idempotency-Key': randomUUID() });
 
+  /** Posts these bytes as an export in `encoding`: sent as they are (superagent would serialise a Buffer sent as application/json into JSON). */
+  function postEncoded(encoding: string, bytes: Buffer) {
+    return request(running.server)
+      .post('/v1/exports')
+      .set(ACME)
+      .set(JSON_TYPE)
+      .set('Content-Encoding', encoding)
+      .serialize((sent: Buffer) => sent as unknown as string)
+      .send(bytes);
+  }
+
   describe('nesting depth', () => {
     it.each([
       ['/v1/payments', 'an object member', (deep: string) => `{"amount":1,"currency":"EUR","customerId":"cus_deep","x":${deep}}`, 'object'],
@@ -204,26 +215,13 @@ describe.each(PLATFORM_MATRIX)('bad input on %s with %s', (database, platform) =
       expectApiError(unknown, 415, 'unsupported_media_type');
       const broken = await postRaw('/v1/exports', 'not gzip at all', { 'Content-Encoding': 'gzip' });
       expectApiError(broken, 400, 'bad_request');
-      const good = await request(running.server)
-        .post('/v1/exports')
-        .set(ACME)
-        .set(JSON_TYPE)
-        .set('Content-Encoding', 'gzip')
-        // As bytes: superagent would serialise a Buffer sent as application/json into JSON.
-        .serialize((bytes: Buffer) => bytes as unknown as string)
-        .send(zlib.gzipSync('{"datastreamId":7}'));
+      const good = await postEncoded('gzip', zlib.gzipSync('{"datastreamId":7}'));
       expect(good.status).toBe(202);
     });
 
     it(`${zstd ? 'decodes' : 'refuses with 415'} a zstd body on Node ${process.versions.node}, whose zlib ${zstd ? 'has' : 'lacks'} zstd (R17)`, async () => {
       const encoded = zstd ? zstd('{"datastreamId":7}') : Buffer.from('{"datastreamId":7}');
-      const response = await request(running.server)
-        .post('/v1/exports')
-        .set(ACME)
-        .set(JSON_TYPE)
-        .set('Content-Encoding', 'zstd')
-        .serialize((bytes: Buffer) => bytes as unknown as string)
-        .send(encoded);
+      const response = await postEncoded('zstd', encoded);
       if (zstd) expect(response.status).toBe(202);
       else expectApiError(response, 415, 'unsupported_media_type');
     });

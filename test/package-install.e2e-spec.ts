@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { betterSqlite3PackageForThisNode } from '../src/database/sqlite-driver.js';
 
 const run = promisify(execFile);
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -40,8 +41,8 @@ function pinned(names: readonly string[]): Record<string, string> {
  * says 12), which the scratch app hands to TypeORM as its driver.
  */
 function sqliteDriverDependency(): Record<string, string> {
-  if (Number(process.versions.node.split('.')[0]) < 22) return pinned(['better-sqlite3']);
-  return { 'better-sqlite3-13': `npm:better-sqlite3@${installedVersion('better-sqlite3-13')}` };
+  const name = betterSqlite3PackageForThisNode();
+  return name === 'better-sqlite3' ? pinned([name]) : { [name]: `npm:better-sqlite3@${installedVersion(name)}` };
 }
 
 function startApp(folder: string, env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {

@@ -34,6 +34,15 @@ function newProxy(database: TestDatabase): TcpProxy {
   return new TcpProxy(url.hostname, Number(url.port || (database.kind === 'postgres' ? 5432 : 3306)));
 }
 
+/** Whether the store claims again within `attempts` tries 100 ms apart, once the network is back (R18). */
+async function claimsAgainWithin(store: TypeOrmIdempotencyStore, attempts: number): Promise<boolean> {
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    if ((await store.claim(claimRequest()).then((outcome) => outcome.status, () => undefined)) === 'claimed') return true;
+    await sleep(100);
+  }
+  return false;
+}
+
 async function dataSourceFor(database: TestDatabase, url: string, poolSize: number, connectTimeoutMs = 5000): Promise<DataSource> {
   const connectTimeout = database.kind === 'postgres' ? { connectTimeoutMS: connectTimeoutMs } : { connectTimeout: connectTimeoutMs };
   const options = { ...probeDataSourceOptions(database), url, poolSize, ...connectTimeout } as ConstructorParameters<typeof DataSource>[0];
@@ -77,12 +86,7 @@ describe.each(['mariadb', 'postgres'] as const)('store faults on %s', (kind) => 
 
       // The blackholed sockets stay open and silent: only the store can give them up.
       proxy.forwardNewConnections();
-      let recovered: string | undefined;
-      for (let attempt = 0; attempt < 20 && recovered !== 'claimed'; attempt++) {
-        recovered = await store.claim(claimRequest()).then((outcome) => outcome.status, () => undefined);
-        if (recovered !== 'claimed') await sleep(100);
-      }
-      expect(recovered).toBe('claimed');
+      expect(await claimsAgainWithin(store, 20)).toBe(true);
     });
 
     it('frees a pool slot whose connection was being opened when the network went silent, once its connect timeout ends (R18)', async () => {
@@ -99,12 +103,7 @@ describe.each(['mariadb', 'postgres'] as const)('store faults on %s', (kind) => 
 
       proxy.forwardNewConnections();
       // Without a connect timeout the opening connection held the only slot for good: nothing was claimed again.
-      let recovered: string | undefined;
-      for (let attempt = 0; attempt < 40 && recovered !== 'claimed'; attempt++) {
-        recovered = await store.claim(claimRequest()).then((outcome) => outcome.status, () => undefined);
-        if (recovered !== 'claimed') await sleep(100);
-      }
-      expect(recovered).toBe('claimed');
+      expect(await claimsAgainWithin(store, 40)).toBe(true);
     });
 
     it('never sends a claim that timed out waiting for a pooled connection: the key stays free for the retry (R18)', async () => {
